@@ -1,0 +1,65 @@
+"""Turning benchmark items into masked-diffusion training examples.
+
+An example is ``(prompt_ids, answer_ids)``: the chat-templated prompt (one-shot turn + test turn + generation
+header), and the answer tokens followed by end-of-text padding up to the task's ``gen_length`` — the same canvas
+the engine decodes (LLaDA SFT pads answers with EOS the same way).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    prompt_ids: tuple[int, ...]
+    answer_ids: tuple[int, ...]  # exactly gen_length ids: answer then EOS padding
+
+
+def prompt_ids_for(tokenizer, messages: list[dict]) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+def encode_example(tokenizer, task: str, messages: list[dict], target_text: str, gen_length: int) -> Example:
+    answer = tokenizer.encode(target_text, add_special_tokens=False)
+    if len(answer) > gen_length:
+        raise ValueError(f"task {task!r}: answer of {len(answer)} tokens does not fit gen_length={gen_length}.")
+    answer = answer + [tokenizer.eos_token_id] * (gen_length - len(answer))
+    return Example(task, tuple(prompt_ids_for(tokenizer, messages)), tuple(answer))
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad ``prompt ++ answer`` rows to one length.
+
+    Returns ``input_ids [B, T]``, ``attention_mask [B, T]`` bool, ``position_ids [B, T]`` (cumsum - 1, as the
+    engine builds them) and ``answer_mask [B, T]`` bool (the positions that may be masked and carry loss).
+    """
+    T = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
+    B = len(examples)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, T), dtype=torch.bool)
+    ans = torch.zeros((B, T), dtype=torch.bool)
+    for b, e in enumerate(examples):
+        row = list(e.prompt_ids) + list(e.answer_ids)
+        ids[b, T - len(row):] = torch.tensor(row)
+        attn[b, T - len(row):] = True
+        ans[b, T - len(e.answer_ids):] = True
+    pos = (attn.long().cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": attn, "position_ids": pos, "answer_mask": ans}
+
+
+def batch_for_step(make_example, step: int, batch_size: int, seed: int) -> list[Example]:
+    """The batch of a given optimizer step, a pure function of (seed, step): resuming reproduces the data order."""
+    rng = random.Random(f"{seed}:{step}")
+    return [make_example(rng) for _ in range(batch_size)]
+
+
+def endless(make_example, seed: int) -> Iterator[Example]:
+    rng = random.Random(seed)
+    while True:
+        yield make_example(rng)

@@ -1,0 +1,123 @@
+"""The project's reference dLLM: tokenizer corpus, training examples and the ``dllm train`` command.
+
+Recipe (all defaults of :class:`distill.train.TrainConfig`): LLaDA layout (RoPE, SwiGLU, RMSNorm), trained with
+the masked-diffusion SFT objective on the *train* split of the 12 offline ParallelBench tasks (which never
+overlaps validation/test), prompts in the official one-shot chat format, answers padded with end-of-text to the
+task's ``max_tokens`` (32 for lists, 64 for puzzles) — the canvas ``dllm bench`` decodes.
+
+    dllm train --out runs/reference            # seeded, resumable (re-run the same command), progress bar
+    dllm train --out runs/reference --steps 20 --batch-size 4   # smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import string
+from pathlib import Path
+
+from .data import Example, encode_example
+from .train import TrainConfig, train
+
+TOKENIZER_SEED = 1234
+
+
+def offline_task_names() -> list[str]:
+    from bench.tasks.registry import select_tasks
+
+    return select_tasks("offline")
+
+
+def tokenizer_corpus(n_items: int = 3000) -> list[str]:
+    """Texts whose pre-tokens form the vocabulary: rendered chats and answers of train/validation/test items,
+    plus every name and puzzle symbol in each spelling it can take (so unseen lists never hit ``<|unk|>``)."""
+    from bench.tasks.generators import load_names
+    from bench.tasks.splits import iter_train_items, load_task
+
+    from .word_tokenizer import CHAT_TEMPLATE  # noqa: F401  (the template's literal text is added below)
+
+    texts: list[str] = []
+    items = list(itertools.islice(iter_train_items(offline_task_names(), seed=TOKENIZER_SEED), n_items))
+    for name in offline_task_names():
+        items += load_task(name, split="test") + load_task(name, split="validation")
+    for it in items:
+        for m in it.messages:
+            texts.append(m["role"] + "\n\n" + m["content"])
+        if it.target_text:
+            texts.append(it.target_text)
+    firsts, lasts = load_names()
+    for f in firsts:
+        texts.append(f'["{f} X", " {f} "{f}')
+    for l in lasts:
+        texts.append(f'["X {l}", "{l} {l}"')
+    symbols = string.ascii_uppercase + string.digits
+    texts.append(", ".join(symbols) + " " + " ".join(symbols) + "\n" + ",".join(symbols))
+    texts.append("user\n\nassistant\n\n")
+    return texts
+
+
+def build_reference_tokenizer():
+    from .word_tokenizer import build_word_tokenizer
+
+    return build_word_tokenizer(tokenizer_corpus())
+
+
+def example_maker(tokenizer, seed: int):
+    """``make_example(step_rng)``: a train item of a uniformly chosen task, drawn from that task's stream."""
+    from bench.tasks.registry import get_task
+    from bench.tasks.splits import iter_train_items
+
+    names = offline_task_names()
+    streams = {n: iter_train_items([n], seed=seed) for n in names}
+    gen_len = {n: get_task(n).max_tokens for n in names}
+
+    def make(rng) -> Example:
+        name = names[rng.randrange(len(names))]
+        item = next(streams[name])
+        return encode_example(tokenizer, name, item.messages, item.target_text, gen_len[name])
+
+    return make
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--out", default=d.out, help="run folder (state, loss log, exported model/); re-run to resume")
+    p.add_argument("--steps", type=int, default=d.steps, help="total optimizer steps (may be raised on resume)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (cosine decay)")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, init and masking")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
+    p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
+    p.add_argument("--num-heads", type=int, default=d.num_heads, help="attention heads")
+    p.add_argument("--intermediate-size", type=int, default=d.intermediate_size, help="SwiGLU hidden size")
+    p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch default)")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                      seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                      num_heads=args.num_heads, intermediate_size=args.intermediate_size,
+                      save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16)
+    tok_dir = Path(cfg.out) / "tokenizer"
+    if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    else:
+        tokenizer = build_reference_tokenizer()
+    model_dir = train(cfg, example_maker(tokenizer, cfg.seed), tokenizer, progress=not args.no_progress)
+    print(f"model written to {model_dir}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dllm train", description=__doc__.split("\n\n")[0])
+    add_train_arguments(p)
+    return run_train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""ParallelBench-style benchmark: tasks (``bench.tasks``) and scorers (``bench.scorers``)."""

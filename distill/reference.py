@@ -62,17 +62,18 @@ def build_reference_tokenizer():
 
 
 def example_maker(tokenizer, seed: int):
-    """``make_example(step_rng)``: a train item of a uniformly chosen task, drawn from that task's stream."""
+    """``make_example(step_rng)``: a train item of a uniformly chosen task."""
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
     names = offline_task_names()
-    streams = {n: iter_train_items([n], seed=seed) for n in names}
     gen_len = {n: get_task(n).max_tokens for n in names}
 
     def make(rng) -> Example:
+        # A fresh train stream per example, seeded from the step's RNG: the data of step s depends on (seed, s)
+        # only, so a resumed run trains on exactly the examples an uninterrupted one would.
         name = names[rng.randrange(len(names))]
-        item = next(streams[name])
+        item = next(iter_train_items([name], seed=seed * 2**32 + rng.getrandbits(32)))
         return encode_example(tokenizer, name, item.messages, item.target_text, gen_len[name])
 
     return make

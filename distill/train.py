@@ -39,7 +39,7 @@ from .data import batch_for_step, collate
 @dataclass(frozen=True)
 class TrainConfig:
     out: str = "runs/reference"
-    steps: int = 3400
+    steps: int = 2200
     batch_size: int = 48
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.05

@@ -26,9 +26,8 @@ def load_torch_model(path: str | Path, dtype="float32", device: str | torch.devi
     cfg = DLLMConfig.from_pretrained(path)
     torch_dtype = resolve_dtype(dtype)
     with torch.device("meta"):
-        model = DiffusionTransformer(cfg)
+        model = DiffusionTransformer(cfg).to(torch_dtype)  # meta params in the target dtype: no fp32 copy later
     tensors = read_tensors(path, cfg, framework="pt", convert=lambda t: t.to(torch_dtype))
-    params = model.logical_state_dict()
     # Re-materialise on the target device from the checkpoint tensors (no random init of 8B weights).
     model = model.to_empty(device=device)
     params = model.logical_state_dict()

@@ -1,0 +1,375 @@
+"""The decoding loop, torch backend: blocks, noise, CFG, EOS processors, NFE accounting (strategies.md §1).
+
+::
+
+    canvas = left-padded prompts ++ [MASK] * gen_length          # pad id != mask id; key-padding mask
+    position_ids = cumsum(attention_mask) - 1 (pads -> 0)        # padding is invisible (quirk 19 fixed)
+    for each block b of block_length slots (semi-AR; one block when block_length == gen_length):
+        state = strategy.init_state(masks in block b per row [B], S = steps / num_blocks)
+        repeat (fixed: exactly S times; dynamic: until block b has no masks [+ post-edit steps]):
+            logits = _forward(canvas)  (+ CFG: cond and uncond as ONE batched forward of 2B rows)
+            logits = processors(logits)            # EOS rules, [MASK] suppression   (dllm.processors)
+            noise  = Gumbel [B, L, V] f64 if T > 0; uniform [B, L] f64 if the strategy asks (dllm.noise)
+            out = strategy.step(StepInput(...), state)
+            canvas = where(out.commit, out.tokens, canvas); canvas[out.remask] = MASK
+        optional stop_on_eos: rows whose committed tokens contain EOS are filled with EOS and stop
+
+NFE counts model forward passes; a CFG step is **one** forward (of a batch of 2B), like LLaDA's
+``generate.py`` (some papers count it as 2).
+
+Designed for what comes next:
+
+* every model call goes through :meth:`Engine._forward` with any leading batch size, so one canvas can be
+  expanded into K candidate canvases evaluated in one batched forward (lookahead branches, LoPA); per-row state
+  (canvas, masks, order) is kept in tensors, never in Python lists;
+* a ``cache`` hook object (:class:`NullCache` now) is passed to ``_forward`` and told about block starts and step
+  ends, so KV caches (prefix / dual cache) plug in without touching strategies.
+"""
+from __future__ import annotations
+
+from typing import Any, Generator, Iterable, NamedTuple, Sequence
+
+import torch
+
+from .config import DecodeConfig
+from .noise import NoiseSource
+from .outputs import StepEvent
+from .processors import (classifier_free_guidance, demote_candidates, demoted_ids, set_columns_to_neg_inf)
+
+# ---- strategy contract types (architecture.md §2) ---------------------------------------------------------------
+# The ``decoders`` package owns these; the fallbacks below have the same fields so the engine also works (and is
+# testable) with strategies defined elsewhere. Strategies must read the fields by name.
+try:  # pragma: no cover - depends on the decoders package being present
+    from decoders import SamplingParams, StepInput  # type: ignore
+except Exception:  # noqa: BLE001 - any import problem -> local definitions
+    class SamplingParams(NamedTuple):
+        temperature: float = 0.0
+        top_p: float | None = None
+        top_k: int | None = None
+
+    class StepInput(NamedTuple):
+        logits: Any
+        canvas: Any
+        maskable: Any
+        step: Any
+        steps_per_block: int
+        sampling: Any
+        gumbel: Any = None
+        uniform: Any = None
+
+
+def resolve_strategy(strategy) -> Any:
+    """A strategy object from a registered name, a ``{"type": name, ...}`` dict, or a strategy object."""
+    if hasattr(strategy, "step") and hasattr(strategy, "init_state"):
+        return strategy
+    if isinstance(strategy, (str, dict)):
+        try:
+            import decoders
+        except ImportError as e:
+            raise ImportError(f"strategy {strategy!r} needs the 'decoders' package, which could not be imported "
+                              f"({e}); pass a strategy object instead.") from e
+        if isinstance(strategy, str):
+            return decoders.get_strategy(strategy)
+        return decoders.strategy_from_dict(dict(strategy))
+    raise ValueError(f"strategy must be a registered name, a {{'type': name, ...}} dict or an object with "
+                     f"init_state() and step(), got {strategy!r}.")
+
+
+def strategy_label(strategy) -> str:
+    name = getattr(strategy, "type_name", None) or getattr(strategy, "strategy_name", None)
+    if not name and hasattr(strategy, "to_dict"):
+        try:
+            name = strategy.to_dict().get("type")
+        except Exception:  # noqa: BLE001
+            name = None
+    return str(name or type(strategy).__name__)
+
+
+class NullCache:
+    """Cache hook interface, with no caching: every step runs the whole canvas.
+
+    A KV-cache policy implements the same three methods; the engine and the strategies stay unchanged.
+    """
+
+    def begin_block(self, block: int, start: int, end: int) -> None:
+        """Called before the first forward of a block; canvas columns ``[start, end)`` are the block."""
+
+    def forward(self, model_call, input_ids, attention_mask, position_ids):
+        """Return aligned logits ``[N, L, V]`` for ``input_ids [N, L]`` (may reuse cached keys/values)."""
+        return model_call(input_ids, attention_mask, position_ids)
+
+    def end_step(self, commit, remask) -> None:
+        """Called after a step was written, with its ``[B, L]`` commit / remask masks."""
+
+
+class BatchResult(NamedTuple):
+    """What :meth:`Engine.run` returns (as the generator's return value) for one batch."""
+
+    sequences: torch.Tensor        # [B, G] int64 generated region
+    canvas: torch.Tensor           # [B, P + G] final canvas
+    prompt_length: int             # P
+    decoding_order: torch.Tensor   # [B, G] int64, step of the final commit, -1 never
+    nfe: int                       # forwards of this batch
+    steps: int                     # strategy steps of this batch
+    history: list | None           # list over steps of [B, G] int64 CPU tensors
+
+
+class Engine:
+    """Runs decoding strategies on one torch model following the model protocol of architecture.md §1.
+
+    Args:
+        model: ``model(input_ids [N, L], attention_mask [N, L] bool | None, position_ids [N, L] | None)``
+            returning aligned float logits ``[N, L, V]``, with a ``config`` (``mask_token_id``, ``eos_token_id``,
+            ``eot_token_id``, ``pad_token_id``, ``vocab_size``).
+        mask_id / eos_id / eot_id / pad_id: defaults for the special ids (``None``: from ``model.config``).
+        cache: a cache hook object (default :class:`NullCache`).
+    """
+
+    def __init__(self, model, *, mask_id: int | None = None, eos_id: int | None = None, eot_id: int | None = None,
+                 pad_id: int | None = None, cache=None):
+        self.model = model
+        mc = getattr(model, "config", None)
+        self.mask_id = mask_id if mask_id is not None else getattr(mc, "mask_token_id", None)
+        self.eos_id = eos_id if eos_id is not None else getattr(mc, "eos_token_id", None)
+        self.eot_id = eot_id if eot_id is not None else getattr(mc, "eot_token_id", None)
+        self.pad_id = pad_id if pad_id is not None else getattr(mc, "pad_token_id", None)
+        self.vocab_size = getattr(mc, "vocab_size", None)
+        self.cache = cache
+        try:
+            self.device = next(model.parameters()).device
+        except (AttributeError, StopIteration, TypeError):
+            self.device = torch.device("cpu")
+
+    # ---- the one model call -----------------------------------------------------------------------------------
+    def _model_call(self, input_ids, attention_mask, position_ids):
+        with torch.no_grad():
+            return self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+    def _forward(self, canvas: torch.Tensor, attention_mask: torch.Tensor | None,
+                 position_ids: torch.Tensor | None, cache=None) -> torch.Tensor:
+        """Aligned float32 logits ``[N, L, V]`` for ``canvas [N, L]``; N is any leading batch size (B rows, 2B
+        for CFG, B*K for branch candidates). ``attention_mask`` / ``position_ids``: ``[N, L]`` or None."""
+        if cache is None:
+            out = self._model_call(canvas, attention_mask, position_ids)
+        else:
+            out = cache.forward(self._model_call, canvas, attention_mask, position_ids)
+        return out.float()
+
+    # ---- inputs -------------------------------------------------------------------------------------------------
+    def _special_ids(self, config: DecodeConfig) -> tuple[int, int | None, int | None, int]:
+        mask_id = config.mask_id if config.mask_id is not None else self.mask_id
+        eos_id = config.eos_id if config.eos_id is not None else self.eos_id
+        eot_id = config.eot_id if config.eot_id is not None else self.eot_id
+        if mask_id is None:
+            raise ValueError("no mask token id: the model config has no mask_token_id; pass mask_id.")
+        V = self.vocab_size
+        if V is not None and mask_id >= V:
+            raise ValueError(f"mask_id must be < vocab_size ({V}), got {mask_id}.")
+        if eos_id is None and (config.logits_eos_inf or config.confidence_eos_eot_inf or config.stop_on_eos):
+            raise ValueError("EOS controls need an EOS id: the model config has no eos_token_id; pass eos_id.")
+        if eos_id is not None and eos_id == mask_id:
+            raise ValueError(f"eos_id must differ from mask_id, got {eos_id}.")
+        # Padding is masked out of attention and never written, so any id other than the mask works.
+        pad_id = next(i for i in (self.pad_id, eos_id, 0, 1) if i is not None and i != mask_id)
+        return mask_id, eos_id, eot_id, pad_id
+
+    def prepare(self, input_ids: Sequence[Sequence[int]], gen_length: int, mask_id: int, pad_id: int):
+        """Left-padded canvas ``[B, P + G]``, key-padding mask and positions (``None`` when nothing is padded)."""
+        rows = [list(map(int, r)) for r in input_ids]
+        if not rows:
+            raise ValueError("no prompts given (input_ids is empty).")
+        V = self.vocab_size
+        for i, r in enumerate(rows):
+            bad = [t for t in r if t < 0 or (V is not None and t >= V)]
+            if bad:
+                raise ValueError(f"prompt {i} has token ids outside [0, vocab_size={V}): {bad[:5]}.")
+        B, P = len(rows), max(len(r) for r in rows)
+        L = P + gen_length
+        canvas = torch.full((B, L), pad_id, dtype=torch.long)
+        attn = torch.zeros((B, L), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            if r:
+                canvas[i, P - len(r):P] = torch.tensor(r, dtype=torch.long)
+            attn[i, P - len(r):] = True
+        canvas[:, P:] = mask_id
+        padded = any(len(r) != P for r in rows)
+        position_ids = (attn.long().cumsum(-1) - 1).clamp_min(0) if padded else None
+        dev = self.device
+        return (canvas.to(dev), attn.to(dev) if padded else None,
+                position_ids.to(dev) if padded else None, attn.to(dev), P)
+
+    # ---- the loop -----------------------------------------------------------------------------------------------
+    def run(self, input_ids: Sequence[Sequence[int]], config: DecodeConfig, strategy=None, *,
+            record_history: bool = False, cache=None) -> Generator[StepEvent, None, BatchResult]:
+        """Decode one batch, yielding a :class:`~dllm.outputs.StepEvent` per step; returns a :class:`BatchResult`
+        (``result = yield from engine.run(...)``).
+
+        Args:
+            input_ids: B prompts as lists of token ids (ragged; left-padded here).
+            config: the decoding parameters.
+            strategy: strategy object (default: resolved from ``config.strategy``).
+            record_history: keep a CPU copy of the generated region after every step.
+            cache: cache hook (default: the engine's, else :class:`NullCache`).
+        """
+        strategy = resolve_strategy(config.strategy if strategy is None else strategy)
+        label = strategy_label(strategy)
+        schedule = getattr(strategy, "schedule", "fixed")
+        if schedule not in ("fixed", "dynamic"):
+            raise ValueError(f"strategy {label!r} has schedule {schedule!r}; expected 'fixed' or 'dynamic'.")
+        cache = cache or self.cache or NullCache()
+        mask_id, eos_id, eot_id, pad_id = self._special_ids(config)
+        G, BL, S = config.gen_length, config.block_len, config.steps_per_block
+        T = float(config.temperature)
+        sampling = SamplingParams(temperature=T, top_p=config.top_p, top_k=config.top_k)
+        needs_uniform = bool(getattr(strategy, "needs_uniform_noise", lambda s: False)(sampling))
+        post_edit = int(getattr(strategy, "max_post_edit_steps", 0) or 0)
+        stop_ids = [i for i in (eos_id, eot_id) if i is not None]
+        demote = demoted_ids(eos_id, eot_id, T, config.llada_eos_quirk) if config.confidence_eos_eot_inf else []
+        neg_inf_ids = ([eos_id] if config.logits_eos_inf else []) + ([mask_id] if config.suppress_mask_token else [])
+
+        canvas, attn, pos, real, P = self.prepare(input_ids, G, mask_id, pad_id)
+        B, L = canvas.shape
+        dev = canvas.device
+        noise = NoiseSource(config.seed, dev)
+        col = torch.arange(L, device=dev)
+        gen_cols = col >= P                                       # [L] generated region
+        prompt_mask = real & ~gen_cols                            # [B, L] real prompt tokens (CFG blanks them)
+        order = torch.full((B, L), -1, dtype=torch.long, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)        # rows stopped by stop_on_eos
+        history = [] if record_history else None
+        nfe = 0
+        step = 0
+        if config.cfg_scale > 0:
+            # LLaDA quirk 3 fixed: the reference only duplicates an attention mask that was passed in and fails
+            # without one; here the key-padding mask always exists (all ones when nothing is padded, passed as
+            # None then, which the model treats identically).
+            cfg_attn = None if attn is None else torch.cat([attn, attn])
+            cfg_pos = None if pos is None else torch.cat([pos, pos])
+
+        for blk in range(config.num_blocks):
+            start, end = P + blk * BL, P + (blk + 1) * BL
+            in_block = (col >= start) & (col < end)              # [L]
+            block_mask_count = ((canvas == mask_id) & in_block).sum(-1)  # [B]
+            if config.stop_on_eos and bool(done.all()):
+                break
+            if int(block_mask_count.sum()) == 0:
+                continue  # every row of the batch already stopped
+            state = strategy.init_state(block_mask_count, S)
+            cache.begin_block(blk, start, end)
+            max_steps = S if schedule == "fixed" else BL + post_edit
+            s = 0
+            edits_left = post_edit
+            changed = True
+            while True:
+                masked = canvas == mask_id
+                maskable = masked & in_block                     # masked ∧ current block (never prompt / pad)
+                has_maskable = maskable.any(-1)                  # [B]
+                if schedule == "fixed":
+                    if s >= S:
+                        break
+                elif not bool(has_maskable.any()):
+                    if edits_left <= 0 or not changed:
+                        break
+                    edits_left -= 1
+                if s >= max_steps:
+                    raise RuntimeError(f"strategy {label!r} did not finish block {blk} within {max_steps} steps "
+                                       f"(block_length {BL} + {post_edit} post-edit steps).")
+
+                # 1. forward (one NFE; CFG = one batched forward of 2B rows)
+                if config.cfg_scale > 0:
+                    uncond = canvas.masked_fill(prompt_mask, mask_id)
+                    both = self._forward(torch.cat([canvas, uncond]), cfg_attn, cfg_pos, cache)
+                    logits = classifier_free_guidance(both[:B], both[B:], float(config.cfg_scale))
+                else:
+                    logits = self._forward(canvas, attn, pos, cache)
+                nfe += 1
+                # 2. processors
+                set_columns_to_neg_inf(logits, neg_inf_ids)
+                # 3. noise from the engine's generator
+                gumbel = noise.gumbel(logits.shape) if T > 0 else None
+                uniform = noise.uniform((B, L)) if needs_uniform else None
+                if demote:
+                    logits, gumbel = demote_candidates(logits, gumbel, T, demote)
+                # 4. strategy
+                inp = StepInput(logits=logits, canvas=canvas, maskable=maskable,
+                                step=torch.tensor(s, device=dev), steps_per_block=S, sampling=sampling,
+                                gumbel=gumbel, uniform=uniform)
+                out = strategy.step(inp, state)
+                state = out.state
+                commit = torch.as_tensor(out.commit, device=dev).bool()
+                remask = torch.as_tensor(out.remask, device=dev).bool() if out.remask is not None \
+                    else torch.zeros_like(commit)
+                tokens = torch.as_tensor(out.tokens, device=dev).long()
+                # 5. check the contract, then write
+                committed_in_block = ~masked & in_block & gen_cols & ~done[:, None]
+                self._check_step(label, blk, commit, remask, tokens, maskable, committed_in_block, has_maskable,
+                                 schedule, mask_id)
+                new = torch.where(commit, tokens, canvas).masked_fill(remask, mask_id)
+                if post_edit:  # only edit steps need to know whether anything changed (a host sync)
+                    changed = bool((new != canvas).any())
+                order = torch.where(commit, step, order).masked_fill(remask, -1)
+                canvas = new
+                cache.end_step(commit, remask)
+                if history is not None:
+                    history.append(canvas[:, P:].cpu())
+                yield StepEvent(step=step, block=blk, step_in_block=s, committed=commit[:, P:],
+                                remasked=remask[:, P:], tokens=canvas[:, P:], canvas=canvas, nfe=nfe,
+                                prompt_length=P)
+                s += 1
+                step += 1
+
+            left = int(((canvas == mask_id) & in_block).sum())
+            if left:
+                raise RuntimeError(f"strategy {label!r} left {left} masked position(s) in block {blk} after its "
+                                   f"{s} steps; a 'fixed' strategy must fill its block within steps_per_block={S}.")
+            if config.stop_on_eos and stop_ids:
+                gen = canvas[:, P:]
+                is_stop = torch.isin(gen, torch.tensor(stop_ids, device=dev)) & (col[P:] < end)
+                newly = is_stop.any(-1) & ~done
+                if bool(newly.any()):
+                    first = torch.where(is_stop, torch.arange(G, device=dev), G).min(-1).values  # [B]
+                    after = (torch.arange(G, device=dev)[None] > first[:, None]) & newly[:, None]
+                    gen = gen.masked_fill(after, eos_id)
+                    canvas = torch.cat([canvas[:, :P], gen], dim=1)
+                    order[:, P:] = order[:, P:].masked_fill(after, -1)
+                    done = done | newly
+
+        return BatchResult(sequences=canvas[:, P:], canvas=canvas, prompt_length=P,
+                           decoding_order=order[:, P:], nfe=nfe, steps=step, history=history)
+
+    @staticmethod
+    def _check_step(label, blk, commit, remask, tokens, maskable, committed_in_block, has_maskable, schedule,
+                    mask_id):
+        """Contract checks of architecture.md §2 (one host sync for all of them)."""
+        bad_commit = commit & ~(maskable | committed_in_block)    # outside the block, prompt, padding
+        bad_remask = remask & ~(committed_in_block | commit)
+        bad_token = commit & (tokens == mask_id)
+        stuck = has_maskable & ~(commit & maskable).any(-1) if schedule == "dynamic" else torch.zeros_like(
+            has_maskable)
+        flags = torch.stack([bad_commit.any(), bad_remask.any(), bad_token.any(), stuck.any()]).tolist()
+        if flags[0]:
+            raise RuntimeError(f"strategy {label!r} committed position(s) outside the maskable set of block {blk} "
+                               "(prompt, padding or another block).")
+        if flags[1]:
+            raise RuntimeError(f"strategy {label!r} remasked position(s) that are not committed generated tokens "
+                               f"of block {blk}.")
+        if flags[2]:
+            raise RuntimeError(f"strategy {label!r} committed the mask token itself.")
+        if flags[3]:
+            raise RuntimeError(f"dynamic strategy {label!r} committed nothing in a step although block {blk} still "
+                               "has masked positions; a dynamic strategy must commit at least one per step.")
+
+
+def answer_lengths(sequences: torch.Tensor, stop_ids: Iterable[int]) -> torch.Tensor:
+    """``[B]`` number of tokens before the first stop token (EOS / EoT) of each row (``G`` if none)."""
+    G = sequences.shape[-1]
+    ids = [int(i) for i in stop_ids if i is not None]
+    if not ids:
+        return torch.full(sequences.shape[:-1], G, dtype=torch.long)
+    is_stop = torch.isin(sequences, torch.tensor(ids, device=sequences.device))
+    idx = torch.arange(G, device=sequences.device)
+    return torch.where(is_stop, idx, G).min(-1).values
+
+
+__all__ = ["Engine", "NullCache", "BatchResult", "SamplingParams", "StepInput", "resolve_strategy",
+           "answer_lengths"]

@@ -94,19 +94,29 @@ class Pipeline:
             return 126348
         return None
 
-    def encode(self, prompts: str | Sequence[str], apply_chat_template: bool = True) -> list[list[int]]:
-        """Token ids of each prompt, wrapped in the tokenizer's chat template (user turn + generation prompt)
-        when ``apply_chat_template`` and the tokenizer has one."""
+    def encode(self, prompts, apply_chat_template: bool = True) -> list[list[int]]:
+        """Token ids of each prompt.
+
+        A prompt is a string (wrapped in the chat template as one user turn + generation prompt when
+        ``apply_chat_template`` and the tokenizer has one) or a chat: a list of ``{"role", "content"}`` messages
+        (e.g. a one-shot exchange followed by the question), always rendered with the chat template."""
         if self.tokenizer is None:
             raise ValueError("text prompts need a tokenizer, but the model folder has no tokenizer files; "
                              "pass token ids (input_ids=... / --input-ids) instead.")
-        if isinstance(prompts, str):
+        if isinstance(prompts, str) or _is_chat(prompts):
             prompts = [prompts]
         tok = self.tokenizer
         out = []
         for p in prompts:
+            if _is_chat(p):
+                if not getattr(tok, "chat_template", None):
+                    raise ValueError("a chat prompt (list of messages) needs a tokenizer with a chat template.")
+                text = tok.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False)
+                out.append(list(tok(text, add_special_tokens=False)["input_ids"]))
+                continue
             if not isinstance(p, str):
-                raise ValueError(f"prompts must be strings, got {type(p).__name__}: {p!r}.")
+                raise ValueError(f"prompts must be strings or chats (lists of {{'role', 'content'}} dicts), "
+                                 f"got {type(p).__name__}: {p!r}.")
             if apply_chat_template and getattr(tok, "chat_template", None):
                 text = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
                                                tokenize=False)
@@ -131,6 +141,10 @@ class Pipeline:
 
 
 LoadedModel = Pipeline
+
+
+def _is_chat(p) -> bool:
+    return isinstance(p, (list, tuple)) and len(p) > 0 and all(isinstance(m, dict) and "role" in m for m in p)
 
 
 def load(path: str | Path | None = None, backend: str = "torch", dtype: str = "float32", device: str | None = None,

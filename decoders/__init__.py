@@ -27,6 +27,7 @@ from .fast_dllm import ConfidenceFactor, ConfidenceThreshold
 from .dparallel import EntropyThreshold, EntropyThresholdDream
 from .eb_sampler import EBSampler
 from .left_to_right import LeftToRight
+from .lopa import Lopa  # wraps the strategies above (registered last)
 
 __all__ = [
     "Strategy",
@@ -54,4 +55,5 @@ __all__ = [
     "EntropyThresholdDream",
     "EBSampler",
     "LeftToRight",
+    "Lopa",
 ]

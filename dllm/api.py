@@ -53,14 +53,18 @@ class Pipeline:
         model: the backend model (architecture.md §1 protocol); ``model.config`` is a ``DLLMConfig``.
         tokenizer: a ``transformers`` tokenizer or None.
         path: the checkpoint folder it was loaded from (None for an in-memory model).
-        backend: ``"torch"`` (the engine's backend).
+        backend: ``"torch"`` (:class:`dllm.engine.Engine`) or ``"jax"`` (:class:`dllm.jax_engine.JaxEngine`).
+        engine_options: keyword arguments of the backend's engine (JAX: ``mesh``, ``batch_axis``, ``noise``,
+            ``compile_loop``).
     """
 
     model: Any = field(repr=False)
     tokenizer: Any = field(default=None, repr=False)
     path: Path | None = None
     backend: str = "torch"
+    engine_options: dict = field(default_factory=dict, repr=False)
     _engine: Any = field(default=None, init=False, repr=False)
+    _other_backends: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def config(self):
@@ -68,14 +72,44 @@ class Pipeline:
 
     @property
     def engine(self):
-        if self.backend != "torch":
-            raise NotImplementedError(f"the decoding engine runs on backend 'torch' only; this model was loaded "
-                                      f"with backend {self.backend!r}.")
         if self._engine is None:
-            from .engine import Engine
+            if self.backend == "jax":
+                from .jax_engine import JaxEngine
 
-            self._engine = Engine(self.model, eot_id=self.eot_id)
+                self._engine = JaxEngine(self.model, eot_id=self.eot_id, **self.engine_options)
+            elif self.backend == "torch":
+                from .engine import Engine
+
+                self._engine = Engine(self.model, eot_id=self.eot_id, **self.engine_options)
+            else:
+                raise ValueError(f"backend must be 'torch' or 'jax', got {self.backend!r}.")
         return self._engine
+
+    def with_backend(self, backend: str | None, **engine_options) -> "Pipeline":
+        """This pipeline on another backend (cached): torch -> jax converts the weights in memory; jax -> torch
+        reloads ``path``. ``backend=None`` or the same backend returns ``self``."""
+        if backend is None or (backend == self.backend and not engine_options):
+            return self
+        if backend not in ("torch", "jax"):
+            raise ValueError(f"backend must be 'torch' or 'jax', got {backend!r}.")
+        key = (backend, tuple(sorted((k, id(v)) for k, v in engine_options.items())))
+        if key not in self._other_backends:
+            if backend == self.backend:
+                model = self.model
+            elif backend == "jax":
+                from .jax_engine import jax_model_from_torch
+
+                model = jax_model_from_torch(self.model)
+            elif self.path is not None:
+                from .models import load_model
+
+                model = load_model(self.path, backend="torch", dtype=str(self.model.dtype), device="cpu")
+            else:
+                raise ValueError("a JAX pipeline without a checkpoint folder cannot be moved to backend 'torch'; "
+                                 "load the folder with dllm.load(path, backend='torch').")
+            self._other_backends[key] = Pipeline(model=model, tokenizer=self.tokenizer, path=self.path,
+                                                 backend=backend, engine_options=dict(engine_options))
+        return self._other_backends[key]
 
     @property
     def eot_id(self) -> int | None:
@@ -148,16 +182,19 @@ def _is_chat(p) -> bool:
 
 
 def load(path: str | Path | None = None, backend: str = "torch", dtype: str = "float32", device: str | None = None,
-         trust_remote_code: bool = False) -> Pipeline:
+         trust_remote_code: bool = False, mesh=None, engine_options: dict | None = None) -> Pipeline:
     """Load a LLaDA- or Dream-layout checkpoint folder and its tokenizer.
 
     Args:
         path: checkpoint folder (``config.json`` + safetensors, tokenizer files optional). ``None``: the project's
             reference model (``dllm/reference_model/``).
-        backend: ``"torch"`` (``"jax"`` loads with the JAX backend, which the engine does not drive yet).
+        backend: ``"torch"`` or ``"jax"`` (flax.nnx model, decoded by :class:`dllm.jax_engine.JaxEngine`).
         dtype: ``"float32"`` | ``"bfloat16"`` | ``"float16"``.
-        device: torch device; default ``"cuda"`` when available, else ``"cpu"``.
+        device: torch device; default ``"cuda"`` when available, else ``"cpu"`` (JAX uses its default device).
         trust_remote_code: forwarded to ``AutoTokenizer`` (Dream's tokenizer ships code); only for trusted folders.
+        mesh: JAX only: a ``jax.sharding.Mesh``; the batch axis is sharded over its ``"batch"`` axis.
+        engine_options: more engine keyword arguments (JAX: ``noise="torch" | "jax"``, ``batch_axis``,
+            ``compile_loop``).
     """
     from .models import load_model, load_tokenizer
 
@@ -171,17 +208,28 @@ def load(path: str | Path | None = None, backend: str = "torch", dtype: str = "f
     model = load_model(path, backend=backend, dtype=dtype, device=device)
     with _quiet_transformers():
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-    return Pipeline(model=model, tokenizer=tokenizer, path=path, backend=backend)
+    opts = dict(engine_options or {})
+    if mesh is not None:
+        if backend != "jax":
+            raise ValueError(f"mesh is for backend 'jax', got backend={backend!r}.")
+        opts["mesh"] = mesh
+    return Pipeline(model=model, tokenizer=tokenizer, path=path, backend=backend, engine_options=opts)
 
 
-def as_pipeline(model_or_path) -> Pipeline:
-    """A :class:`Pipeline` from a pipeline, a checkpoint folder, ``None`` (reference model) or a bare model."""
+def as_pipeline(model_or_path, backend: str | None = None) -> Pipeline:
+    """A :class:`Pipeline` from a pipeline, a checkpoint folder, ``None`` (reference model) or a bare model.
+
+    ``backend`` (``"torch"`` / ``"jax"``, None = as loaded / torch for folders) moves a pipeline to that backend
+    (:meth:`Pipeline.with_backend`)."""
     if isinstance(model_or_path, Pipeline):
-        return model_or_path
+        return model_or_path.with_backend(backend)
     if model_or_path is None or isinstance(model_or_path, (str, Path)):
-        return load(model_or_path)
+        return load(model_or_path, backend=backend or "torch")
     if callable(model_or_path) and hasattr(model_or_path, "config"):
-        return Pipeline(model=model_or_path)
+        import sys
+
+        is_jax = "flax" in sys.modules and type(model_or_path).__module__.startswith("dllm.models.jax_model")
+        return Pipeline(model=model_or_path, backend="jax" if is_jax else "torch").with_backend(backend)
     raise ValueError(f"model_or_path must be a Pipeline, a checkpoint folder, None or a model with a config, "
                      f"got {type(model_or_path).__name__}.")
 
@@ -222,14 +270,14 @@ def _split_strategy(strategy):
 
 def generate_from_config(model_or_path, config: DecodeConfig, prompts=None, input_ids=None, *, strategy=None,
                          apply_chat_template: bool = True, return_order: bool = False, return_history: bool = False,
-                         batch_size: int | None = None) -> GenerationOutput:
+                         batch_size: int | None = None, backend: str | None = None) -> GenerationOutput:
     """:func:`generate` with the decoding parameters given as a :class:`~dllm.DecodeConfig`.
 
     ``strategy`` (an object) overrides ``config.strategy`` when given, e.g. for an unregistered strategy.
     """
     from .engine import answer_lengths
 
-    pipe = as_pipeline(model_or_path)
+    pipe = as_pipeline(model_or_path, backend)
     rows = _prompt_ids(pipe, prompts, input_ids, apply_chat_template)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
@@ -238,28 +286,37 @@ def generate_from_config(model_or_path, config: DecodeConfig, prompts=None, inpu
     bs = batch_size or len(rows)
     eos = config.eos_id if config.eos_id is not None else engine.eos_id
     eot = config.eot_id if config.eot_id is not None else engine.eot_id
-    seqs, nfe, steps, order, hist = [], [], [], [], []
-    total = 0
+    seqs, nfe, steps, order, hist, bfw = [], [], [], [], [], []
+    total = total_bfw = 0
+    import torch
+
+    def host(x):  # torch tensors (any device) / NumPy arrays (JAX engine) -> CPU tensors
+        return x.cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+
     for i in range(0, len(rows), bs):
-        gen = engine.run(rows[i:i + bs], config, strat, record_history=return_history)
-        while True:  # drain the step events; the generator's return value is the batch result
-            try:
-                next(gen)
-            except StopIteration as stop:
-                res = stop.value
-                break
+        if pipe.backend == "jax":  # the whole decode loop compiled (no per-step events)
+            res = engine.decode(rows[i:i + bs], config, strat, record_history=return_history)
+        else:
+            gen = engine.run(rows[i:i + bs], config, strat, record_history=return_history)
+            while True:  # drain the step events; the generator's return value is the batch result
+                try:
+                    next(gen)
+                except StopIteration as stop:
+                    res = stop.value
+                    break
         n = len(rows[i:i + bs])
-        seqs.append(res.sequences.cpu())
+        seqs.append(host(res.sequences))
         nfe += [res.nfe] * n
         steps += [res.steps] * n
         total += res.nfe
+        b = res.nfe if getattr(res, "branch_forwards", None) is None else res.branch_forwards
+        bfw += [b] * n
+        total_bfw += b
         if return_order:
-            order += res.decoding_order.cpu().tolist()
+            order += host(res.decoding_order).tolist()
         if return_history:
             per_step = [h.tolist() for h in res.history]
             hist += [[h[r] for h in per_step] for r in range(n)]
-    import torch
-
     seq = torch.cat(seqs)
     n_ans = answer_lengths(seq, [eos, eot]).tolist()
     seq_list = seq.tolist()
@@ -270,7 +327,7 @@ def generate_from_config(model_or_path, config: DecodeConfig, prompts=None, inpu
         tokens_per_forward=[k / f if f else 0.0 for k, f in zip(n_ans, nfe)],
         tokens_per_step=[G / f if f else 0.0 for f in nfe],
         decoding_order=order if return_order else None, history=hist if return_history else None,
-        prompt_ids=rows, config=config)
+        prompt_ids=rows, config=config, branch_forwards=bfw, total_branch_forwards=total_bfw)
 
 
 def _config(gen_length, block_length, steps, strategy, temperature, top_p, top_k, cfg_scale, mask_id, eos_id,
@@ -291,7 +348,7 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
              eot_id: int | None = None, logits_eos_inf: bool = False, confidence_eos_eot_inf: bool = False,
              llada_eos_quirk: bool = False, stop_on_eos: bool = False, seed: int = 0,
              apply_chat_template: bool = True, return_order: bool = False, return_history: bool = False,
-             batch_size: int | None = None) -> GenerationOutput:
+             batch_size: int | None = None, backend: str | None = None) -> GenerationOutput:
     """Generate with a masked diffusion LM.
 
     Args:
@@ -306,6 +363,8 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
         return_history: fill ``history`` ``[B][step][gen_length]``.
         batch_size: decode at most this many prompts per batch (default: all at once). Rows of one batch share
             forwards; greedy results do not depend on the batching (padding is invisible), sampled ones do.
+        backend: ``"torch"`` / ``"jax"``: decode on that backend (a folder is loaded with it; a loaded pipeline is
+            moved with :meth:`Pipeline.with_backend`); None: the pipeline's own backend (torch for folders).
 
     Returns:
         :class:`GenerationOutput` (``sequences``, ``texts``, ``nfe``, ``steps``, ``tokens_per_forward`` …).
@@ -317,7 +376,7 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
                        eos_id, eot_id, logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk, stop_on_eos, seed)
     return generate_from_config(model_or_path, cfg, prompts, input_ids, strategy=obj,
                                 apply_chat_template=apply_chat_template, return_order=return_order,
-                                return_history=return_history, batch_size=batch_size)
+                                return_history=return_history, batch_size=batch_size, backend=backend)
 
 
 def iterate(model_or_path=None, prompts: str | Sequence[str] | None = None, input_ids=None, *,
@@ -326,7 +385,8 @@ def iterate(model_or_path=None, prompts: str | Sequence[str] | None = None, inpu
             top_k: int | None = None, cfg_scale: float = 0.0, mask_id: int | None = None, eos_id: int | None = None,
             eot_id: int | None = None, logits_eos_inf: bool = False, confidence_eos_eot_inf: bool = False,
             llada_eos_quirk: bool = False, stop_on_eos: bool = False, seed: int = 0,
-            apply_chat_template: bool = True, config: DecodeConfig | None = None) -> Iterator[StepEvent]:
+            apply_chat_template: bool = True, config: DecodeConfig | None = None,
+            backend: str | None = None) -> Iterator[StepEvent]:
     """Decode all prompts as one batch, yielding a :class:`StepEvent` after every step (one per forward).
 
     Same arguments as :func:`generate`; ``config`` (a :class:`DecodeConfig`) replaces the decoding keywords when
@@ -342,7 +402,7 @@ def iterate(model_or_path=None, prompts: str | Sequence[str] | None = None, inpu
                               stop_on_eos, seed)
     else:
         obj = None
-    pipe = as_pipeline(model_or_path)
+    pipe = as_pipeline(model_or_path, backend)
     rows = _prompt_ids(pipe, prompts, input_ids, apply_chat_template)
     # The engine's generator; its return value (StopIteration.value) is the engine's BatchResult.
     return pipe.engine.run(rows, config, obj)

@@ -127,10 +127,13 @@ def add_generate_parser(p: argparse.ArgumentParser) -> None:
                    help="after a block containing EOS, fill the rest with EOS and stop that row")
     d.add_argument("--batch-size", type=int, default=None, metavar="N", help="prompts per batch (default: all)")
     m = p.add_argument_group("model")
-    m.add_argument("--backend", choices=("torch", "jax"), default="torch", help="model backend (default torch)")
+    m.add_argument("--backend", choices=("torch", "jax"), default="torch",
+                   help="model backend and engine (default torch); jax: flax model, whole decode loop compiled, "
+                        "same tokens as torch (noise from the torch CPU generator)")
     m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="weight dtype (default float32)")
-    m.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    m.add_argument("--device", default=None,
+                   help="torch device (default: cuda if available, else cpu; jax uses its default device)")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object {"outputs": [{"output_ids", "text", "nfe", "steps"}]} on stdout')
     p.set_defaults(func=run_generate)

@@ -112,6 +112,7 @@ class BatchResult(NamedTuple):
     nfe: int                       # forwards of this batch
     steps: int                     # strategy steps of this batch
     history: list | None           # list over steps of [B, G] int64 CPU tensors
+    branch_forwards: int | None = None  # sequences forwarded per prompt (= nfe without lookahead branches)
 
 
 class Engine:
@@ -123,10 +124,13 @@ class Engine:
             ``eot_token_id``, ``pad_token_id``, ``vocab_size``).
         mask_id / eos_id / eot_id / pad_id: defaults for the special ids (``None``: from ``model.config``).
         cache: a cache hook object (default :class:`NullCache`).
+        branch_executor: where lookahead branches (strategy ``lopa``) are verified: None = one batched forward on
+            this device (:class:`dllm.lookahead.LocalBranches`); ``dllm.distributed.torch_branches.TorchBranchGroup``
+            spreads them over ``torch.distributed`` ranks.
     """
 
     def __init__(self, model, *, mask_id: int | None = None, eos_id: int | None = None, eot_id: int | None = None,
-                 pad_id: int | None = None, cache=None):
+                 pad_id: int | None = None, cache=None, branch_executor=None):
         self.model = model
         mc = getattr(model, "config", None)
         self.mask_id = mask_id if mask_id is not None else getattr(mc, "mask_token_id", None)
@@ -135,6 +139,7 @@ class Engine:
         self.pad_id = pad_id if pad_id is not None else getattr(mc, "pad_token_id", None)
         self.vocab_size = getattr(mc, "vocab_size", None)
         self.cache = cache
+        self.branch_executor = branch_executor
         try:
             self.device = next(model.parameters()).device
         except (AttributeError, StopIteration, TypeError):
@@ -212,6 +217,11 @@ class Engine:
             cache: cache hook (default: the engine's, else :class:`NullCache`).
         """
         strategy = resolve_strategy(config.strategy if strategy is None else strategy)
+        if getattr(strategy, "requires_branches", False):  # LoPA lookahead branches: the branch loop
+            from .lookahead import run_lookahead
+
+            return (yield from run_lookahead(self, input_ids, config, strategy, record_history=record_history,
+                                             cache=cache, executor=self.branch_executor))
         label = strategy_label(strategy)
         schedule = getattr(strategy, "schedule", "fixed")
         if schedule not in ("fixed", "dynamic"):
@@ -335,7 +345,7 @@ class Engine:
                     done = done | newly
 
         return BatchResult(sequences=canvas[:, P:], canvas=canvas, prompt_length=P,
-                           decoding_order=order[:, P:], nfe=nfe, steps=step, history=history)
+                           decoding_order=order[:, P:], nfe=nfe, steps=step, history=history, branch_forwards=nfe)
 
     @staticmethod
     def _check_step(label, blk, commit, remask, tokens, maskable, committed_in_block, has_maskable, schedule,

@@ -57,6 +57,10 @@ class GenerationOutput:
             only with ``return_history=True``.
         prompt_ids: the prompt token ids actually decoded (after the chat template).
         config: the :class:`~dllm.DecodeConfig` used.
+        branch_forwards: per row, the sequences forwarded for that row's batch, per prompt: equal to ``nfe``
+            without lookahead; with strategy ``lopa`` each forward verifies up to ``num_lookahead + 1`` branches
+            of every prompt as one batch (``nfe`` still counts batched forwards).
+        total_branch_forwards: ``branch_forwards`` summed over the batches of the call (one count per batch).
     """
 
     sequences: list
@@ -71,6 +75,8 @@ class GenerationOutput:
     history: Optional[list] = None
     prompt_ids: list = field(default_factory=list)
     config: Any = None
+    branch_forwards: Optional[list] = None
+    total_branch_forwards: Optional[int] = None
 
     def to_tuple(self) -> tuple:
         """``(sequences, texts, nfe, steps, decoding_order, history)``, like ``return_dict=False`` in diffusers."""
@@ -79,7 +85,7 @@ class GenerationOutput:
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("sequences", "texts", "nfe", "steps", "total_nfe", "num_answer_tokens",
                                            "tokens_per_forward", "tokens_per_step", "decoding_order", "history",
-                                           "prompt_ids")}
+                                           "prompt_ids", "branch_forwards", "total_branch_forwards")}
         d["config"] = self.config.to_dict() if hasattr(self.config, "to_dict") else self.config
         return d
 

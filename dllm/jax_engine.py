@@ -738,13 +738,13 @@ class JaxEngine:
 
     def _result(self, c, setup, history) -> BatchResult:
         P, Br = setup["P"], setup["B_real"]
-        canvas = np.array(c["canvas"][:Br], dtype=np.int64)  # a writable copy
+        canvas = np.asarray(c["canvas"])[:Br].astype(np.int64)  # a writable copy
         steps = int(c["step"])
         if history is None and "hist" in c:
             h = np.asarray(c["hist"])[:steps, :Br]
             history = [h[i] for i in range(steps)]
         return BatchResult(sequences=canvas[:, P:], canvas=canvas, prompt_length=P,
-                           decoding_order=np.array(c["order"][:Br, P:], dtype=np.int64), nfe=int(c["nfe"]),
+                           decoding_order=np.asarray(c["order"])[:Br, P:].astype(np.int64), nfe=int(c["nfe"]),
                            steps=steps, history=history, branch_forwards=int(c["nfe"]))
 
     # ---- the whole loop, compiled ------------------------------------------------------------------------------
@@ -862,7 +862,7 @@ class JaxEngine:
                         g, u = self._put(g), self._put(u)
                     c, commit, remask = fns["step"](consts, c, g, u)
                     self._raise(c, setup["label"], plan)
-                    canvas = np.array(c["canvas"][:Br], dtype=np.int64)
+                    canvas = np.asarray(c["canvas"])[:Br].astype(np.int64)  # host first: may be sharded
                     ev = StepEvent(step=int(c["step"]) - 1, block=blk, step_in_block=int(c["s"]) - 1,
                                    committed=np.asarray(commit)[:Br, P:], remasked=np.asarray(remask)[:Br, P:],
                                    tokens=canvas[:, P:], canvas=canvas, nfe=int(c["nfe"]), prompt_length=P)

@@ -298,3 +298,21 @@ def test_sharded_decode_equals_unsharded_on_4_cpu_devices(pipes, tiny_dirs):
     r = subprocess.run([sys.executable, "-c", _SHARDED, str(tiny_dirs["llada"]), *args], env=env,
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0 and "SHARDED-DECODE-OK" in r.stdout, r.stdout[-2000:] + r.stderr[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+def test_backend_speed_smoke_and_gpu_script_error(tmp_path, capsys):
+    from bench import backend_speed, gpu_backend_speed
+
+    out = tmp_path / "speed.json"
+    assert gpu_backend_speed.main(["--tiny", "--strategies", "low_confidence", "--no-sweep", "--forward-iters", "1",
+                                   "--gen-length", "8", "--block-length", "8", "--steps", "8",
+                                   "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {r["backend"] for r in doc["results"]} == {"torch", "jax"}
+    for r in doc["results"]:
+        assert r["nfe"] == 8 and r["decode_s"] > 0 and r["forward_s"] > 0 and r["outside_forward_share"] is not None
+    assert doc["parity"]["low_confidence"]["same_tokens"] and "DLPack" in doc["meta"]["model"]["source"]
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="needs CUDA torch and CUDA jax"):
+            gpu_backend_speed.main(["--out", str(tmp_path / "gpu.json")])

@@ -330,15 +330,11 @@ def generate_from_config(model_or_path, config: DecodeConfig, prompts=None, inpu
         prompt_ids=rows, config=config, branch_forwards=bfw, total_branch_forwards=total_bfw)
 
 
-def _config(gen_length, block_length, steps, strategy, temperature, top_p, top_k, cfg_scale, mask_id, eos_id,
-            eot_id, logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk, stop_on_eos, seed):
+def _config(strategy, **fields):
+    """A :class:`DecodeConfig` from the decoding keywords of :func:`generate` / :func:`iterate`, plus the strategy
+    object when one was passed (it is not part of the serialisable config)."""
     obj, plain = _split_strategy(strategy)
-    cfg = DecodeConfig(gen_length=gen_length, block_length=block_length, steps=steps, strategy=plain,
-                       temperature=temperature, top_p=top_p, top_k=top_k, cfg_scale=cfg_scale, mask_id=mask_id,
-                       eos_id=eos_id, eot_id=eot_id, logits_eos_inf=logits_eos_inf,
-                       confidence_eos_eot_inf=confidence_eos_eot_inf, llada_eos_quirk=llada_eos_quirk,
-                       stop_on_eos=stop_on_eos, seed=seed)
-    return cfg, obj
+    return DecodeConfig(strategy=plain, **fields), obj
 
 
 def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, input_ids=None, *,
@@ -346,8 +342,8 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
              strategy="low_confidence", temperature: float = 0.0, top_p: float | None = None,
              top_k: int | None = None, cfg_scale: float = 0.0, mask_id: int | None = None, eos_id: int | None = None,
              eot_id: int | None = None, logits_eos_inf: bool = False, confidence_eos_eot_inf: bool = False,
-             llada_eos_quirk: bool = False, stop_on_eos: bool = False, seed: int = 0,
-             apply_chat_template: bool = True, return_order: bool = False, return_history: bool = False,
+             llada_eos_quirk: bool = False, stop_on_eos: bool = False, suppress_mask_token: bool = False,
+             seed: int = 0, apply_chat_template: bool = True, return_order: bool = False, return_history: bool = False,
              batch_size: int | None = None, backend: str | None = None) -> GenerationOutput:
     """Generate with a masked diffusion LM.
 
@@ -357,7 +353,8 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
             ``apply_chat_template``.
         input_ids: token ids instead of text: one list or a list of lists (ragged; left-padded internally).
         gen_length, block_length, steps, temperature, top_p, top_k, cfg_scale, mask_id, eos_id, eot_id,
-        logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk, stop_on_eos, seed: see :class:`DecodeConfig`.
+        logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk, stop_on_eos, suppress_mask_token, seed: see
+            :class:`DecodeConfig`.
         strategy: registered name, ``{"type": name, ...}`` dict, or strategy object (``decoders``).
         return_order: fill ``decoding_order`` ``[B][gen_length]``.
         return_history: fill ``history`` ``[B][step][gen_length]``.
@@ -372,8 +369,11 @@ def generate(model_or_path=None, prompts: str | Sequence[str] | None = None, inp
     Raises:
         ValueError: bad parameters (naming the parameter and quoting the value).
     """
-    cfg, obj = _config(gen_length, block_length, steps, strategy, temperature, top_p, top_k, cfg_scale, mask_id,
-                       eos_id, eot_id, logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk, stop_on_eos, seed)
+    cfg, obj = _config(strategy, gen_length=gen_length, block_length=block_length, steps=steps,
+                       temperature=temperature, top_p=top_p, top_k=top_k, cfg_scale=cfg_scale, mask_id=mask_id,
+                       eos_id=eos_id, eot_id=eot_id, logits_eos_inf=logits_eos_inf,
+                       confidence_eos_eot_inf=confidence_eos_eot_inf, llada_eos_quirk=llada_eos_quirk,
+                       stop_on_eos=stop_on_eos, suppress_mask_token=suppress_mask_token, seed=seed)
     return generate_from_config(model_or_path, cfg, prompts, input_ids, strategy=obj,
                                 apply_chat_template=apply_chat_template, return_order=return_order,
                                 return_history=return_history, batch_size=batch_size, backend=backend)
@@ -384,8 +384,8 @@ def iterate(model_or_path=None, prompts: str | Sequence[str] | None = None, inpu
             strategy="low_confidence", temperature: float = 0.0, top_p: float | None = None,
             top_k: int | None = None, cfg_scale: float = 0.0, mask_id: int | None = None, eos_id: int | None = None,
             eot_id: int | None = None, logits_eos_inf: bool = False, confidence_eos_eot_inf: bool = False,
-            llada_eos_quirk: bool = False, stop_on_eos: bool = False, seed: int = 0,
-            apply_chat_template: bool = True, config: DecodeConfig | None = None,
+            llada_eos_quirk: bool = False, stop_on_eos: bool = False, suppress_mask_token: bool = False,
+            seed: int = 0, apply_chat_template: bool = True, config: DecodeConfig | None = None,
             backend: str | None = None) -> Iterator[StepEvent]:
     """Decode all prompts as one batch, yielding a :class:`StepEvent` after every step (one per forward).
 
@@ -397,9 +397,11 @@ def iterate(model_or_path=None, prompts: str | Sequence[str] | None = None, inpu
     ...     print(ev.step, int(ev.committed.sum()), pipe.decode(ev.tokens[0].tolist()))
     """
     if config is None:
-        config, obj = _config(gen_length, block_length, steps, strategy, temperature, top_p, top_k, cfg_scale,
-                              mask_id, eos_id, eot_id, logits_eos_inf, confidence_eos_eot_inf, llada_eos_quirk,
-                              stop_on_eos, seed)
+        config, obj = _config(strategy, gen_length=gen_length, block_length=block_length, steps=steps,
+                              temperature=temperature, top_p=top_p, top_k=top_k, cfg_scale=cfg_scale,
+                              mask_id=mask_id, eos_id=eos_id, eot_id=eot_id, logits_eos_inf=logits_eos_inf,
+                              confidence_eos_eot_inf=confidence_eos_eot_inf, llada_eos_quirk=llada_eos_quirk,
+                              stop_on_eos=stop_on_eos, suppress_mask_token=suppress_mask_token, seed=seed)
     else:
         obj = None
     pipe = as_pipeline(model_or_path, backend)

@@ -125,6 +125,9 @@ def add_generate_parser(p: argparse.ArgumentParser) -> None:
                    help="with --confidence-eos-eot-inf at T > 0, demote only EoT as the reference code does")
     d.add_argument("--stop-on-eos", action="store_true",
                    help="after a block containing EOS, fill the rest with EOS and stop that row")
+    d.add_argument("--suppress-mask-token", action="store_true",
+                   help="never propose the mask token (default: as the reference samplers, the mask id can win the "
+                        "argmax and then leaves its position masked)")
     d.add_argument("--batch-size", type=int, default=None, metavar="N", help="prompts per batch (default: all)")
     m = p.add_argument_group("model")
     m.add_argument("--backend", choices=("torch", "jax"), default="torch",
@@ -186,7 +189,7 @@ def run_generate(args: argparse.Namespace) -> int:
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, cfg_scale=args.cfg_scale,
         mask_id=args.mask_id, eos_id=args.eos_id, eot_id=args.eot_id, logits_eos_inf=args.logits_eos_inf,
         confidence_eos_eot_inf=args.confidence_eos_eot_inf, llada_eos_quirk=args.llada_eos_quirk,
-        stop_on_eos=args.stop_on_eos, seed=args.seed)
+        stop_on_eos=args.stop_on_eos, suppress_mask_token=args.suppress_mask_token, seed=args.seed)
     from .engine import resolve_strategy
 
     resolve_strategy(cfg.strategy)  # unknown strategy / parameter: fail before loading the model

@@ -47,7 +47,9 @@ class DecodeConfig:
         llada_eos_quirk: with ``confidence_eos_eot_inf`` at temperature > 0, reproduce the reference's
             chained-assignment behaviour (only EoT is demoted, EOS keeps its confidence). Off = both are demoted at
             every temperature (the documented intent). At temperature 0 both behave the same.
-        suppress_mask_token: set the ``[MASK]`` logit to −∞ so the mask token is never a candidate (§2.1).
+        suppress_mask_token: set the ``[MASK]`` logit to −∞ so the mask token is never a candidate. Off by
+            default, as in the LLaDA / Fast-dLLM / Dream samplers: there the mask id can win the argmax, and
+            "committing" it leaves the position masked (see :mod:`dllm.engine`, "mask-token candidates").
         stop_on_eos: after a block whose committed tokens contain EOS/EoT, fill the rest of the row with EOS and
             stop decoding it; the batch stops when every row has stopped (dInfer early stop, §7). Off in LLaDA.
         seed: seed of the engine's ``torch.Generator`` (all Gumbel / uniform noise comes from it).
@@ -67,7 +69,7 @@ class DecodeConfig:
     logits_eos_inf: bool = False
     confidence_eos_eot_inf: bool = False
     llada_eos_quirk: bool = False
-    suppress_mask_token: bool = True
+    suppress_mask_token: bool = False
     stop_on_eos: bool = False
     seed: int = 0
 

@@ -17,6 +17,21 @@
 NFE counts model forward passes; a CFG step is **one** forward (of a batch of 2B), like LLaDA's
 ``generate.py`` (some papers count it as 2).
 
+Mask-token candidates (reference quirk, reproduced by default): LLaDA's, Fast-dLLM's and Dream's samplers never
+exclude the mask id from the argmax. When it wins at a position that gets committed, the reference writes the
+mask id back, so the position simply stays masked. The engine does the same unless ``suppress_mask_token``:
+
+* a commit of the mask id is allowed; the position stays masked and its decoding order is not set;
+* ``maskable`` = masked ∧ generated ∧ column < block end: masks left over in *earlier* blocks stay candidates,
+  because the references only blank the scores after the current block (``x0_p[:, block_end:] = -inf``);
+  the fixed schedule of a block is still computed from the block's own masks at block start;
+* a row that committed the mask id in a block may end that block with masks left (the same slot tends to win
+  again, so the reference spends its quota there); a dynamic block stops after ``block_length`` (+ post edit)
+  steps if only re-committed mask ids keep it open (the reference loops forever there).
+
+With ``suppress_mask_token=True`` the mask logit is −∞, committing it is a contract error, and every block must
+end full.
+
 Designed for what comes next:
 
 * every model call goes through :meth:`Engine._forward` with any leading batch size, so one canvas can be
@@ -236,6 +251,7 @@ class Engine:
         stop_ids = [i for i in (eos_id, eot_id) if i is not None]
         demote = demoted_ids(eos_id, eot_id, T, config.llada_eos_quirk) if config.confidence_eos_eot_inf else []
         neg_inf_ids = ([eos_id] if config.logits_eos_inf else []) + ([mask_id] if config.suppress_mask_token else [])
+        allow_mask_commits = not config.suppress_mask_token
 
         canvas, attn, pos, real, P = self.prepare(input_ids, G, mask_id, pad_id)
         B, L = canvas.shape
@@ -259,6 +275,7 @@ class Engine:
         for blk in range(config.num_blocks):
             start, end = P + blk * BL, P + (blk + 1) * BL
             in_block = (col >= start) & (col < end)              # [L]
+            before_end = gen_cols & (col < end)                  # [L]
             block_mask_count = ((canvas == mask_id) & in_block).sum(-1)  # [B]
             if config.stop_on_eos and bool(done.all()):
                 break
@@ -270,10 +287,13 @@ class Engine:
             s = 0
             edits_left = post_edit
             changed = True
+            recommitted = torch.zeros_like(canvas, dtype=torch.bool)  # slots where the mask id was "committed"
             while True:
                 masked = canvas == mask_id
-                maskable = masked & in_block                     # masked ∧ current block (never prompt / pad)
-                has_maskable = maskable.any(-1)                  # [B]
+                # masked ∧ before the block end ∧ generated (never prompt / pad); earlier blocks only hold masks
+                # when a mask id was "committed" there (module docstring)
+                maskable = masked & before_end
+                has_maskable = (masked & in_block).any(-1)       # [B] the current block still has masks
                 if schedule == "fixed":
                     if s >= S:
                         break
@@ -282,6 +302,8 @@ class Engine:
                         break
                     edits_left -= 1
                 if s >= max_steps:
+                    if allow_mask_commits:
+                        break  # only re-committed mask ids keep the block open (the reference would loop forever)
                     raise RuntimeError(f"strategy {label!r} did not finish block {blk} within {max_steps} steps "
                                        f"(block_length {BL} + {post_edit} post-edit steps).")
 
@@ -312,12 +334,13 @@ class Engine:
                 tokens = torch.as_tensor(out.tokens, device=dev).long()
                 # 5. check the contract, then write
                 committed_in_block = ~masked & in_block & gen_cols & ~done[:, None]
-                self._check_step(label, blk, commit, remask, tokens, maskable, committed_in_block, has_maskable,
-                                 schedule, mask_id)
+                self._check_step(label, blk, commit, remask, tokens, maskable, committed_in_block,
+                                 maskable.any(-1), schedule, None if allow_mask_commits else mask_id)
                 new = torch.where(commit, tokens, canvas).masked_fill(remask, mask_id)
                 if post_edit:  # only edit steps need to know whether anything changed (a host sync)
                     changed = bool((new != canvas).any())
-                order = torch.where(commit, step, order).masked_fill(remask, -1)
+                recommitted |= commit & (new == mask_id)
+                order = torch.where(commit & (new != mask_id), step, order).masked_fill(remask, -1)
                 canvas = new
                 cache.end_step(commit, remask)
                 if history is not None:
@@ -328,7 +351,9 @@ class Engine:
                 s += 1
                 step += 1
 
-            left = int(((canvas == mask_id) & in_block).sum())
+            # A row may end its block with masks only if it "committed" the mask id in this block (the reference
+            # then spends the quota on that slot and leaves the others masked); any other row must end full.
+            left = int(((canvas == mask_id) & in_block & ~recommitted.any(-1, keepdim=True)).sum())
             if left:
                 raise RuntimeError(f"strategy {label!r} left {left} masked position(s) in block {blk} after its "
                                    f"{s} steps; a 'fixed' strategy must fill its block within steps_per_block={S}.")
@@ -350,10 +375,11 @@ class Engine:
     @staticmethod
     def _check_step(label, blk, commit, remask, tokens, maskable, committed_in_block, has_maskable, schedule,
                     mask_id):
-        """Contract checks of architecture.md §2 (one host sync for all of them)."""
+        """Contract checks of architecture.md §2 (one host sync for all of them). ``mask_id=None``: committing
+        the mask id is allowed (the reference quirk, module docstring)."""
         bad_commit = commit & ~(maskable | committed_in_block)    # outside the block, prompt, padding
         bad_remask = remask & ~(committed_in_block | commit)
-        bad_token = commit & (tokens == mask_id)
+        bad_token = commit & (tokens == mask_id) if mask_id is not None else torch.zeros_like(commit)
         stuck = has_maskable & ~(commit & maskable).any(-1) if schedule == "dynamic" else torch.zeros_like(
             has_maskable)
         flags = torch.stack([bad_commit.any(), bad_remask.any(), bad_token.any(), stuck.any()]).tolist()

@@ -14,7 +14,10 @@ engine (:mod:`dllm.engine`), compiled with XLA.
 The loop is the torch engine's, step for step (architecture.md §3, :mod:`dllm.engine`): left-padded canvas,
 ``position_ids = cumsum(mask) - 1``, semi-AR blocks, CFG as one batched forward of 2B rows, ``logits_eos_inf`` /
 [MASK] suppression / ``confidence_eos_eot_inf`` processors, the strategy's ``step`` (the same source, through
-``array_api_compat``), contract checks, ``stop_on_eos``, NFE and decoding-order accounting.
+``array_api_compat``), contract checks, ``stop_on_eos``, NFE and decoding-order accounting. Mask-token candidates
+too (``suppress_mask_token=False``, the default): a committed mask id leaves its position masked (no decoding
+order), leftover masks of earlier blocks stay maskable, a block may end with masks where the mask id was committed
+(never with slots it did not commit), and a dynamic block stops at its step cap (see :mod:`dllm.engine`).
 
 Compilation
 -----------
@@ -330,6 +333,7 @@ class _Plan:
     max_steps: int          # per block
     V: int
     mask_id: int
+    allow_mask_commits: bool  # not suppress_mask_token: the mask id may be committed (the position stays masked)
     eos_id: int | None
     stop_ids: tuple
     neg_inf_ids: tuple
@@ -365,12 +369,19 @@ def _build(plan: _Plan):
         col = cols()
         return (col >= start) & (col < start + p.BL)
 
+    def before_end_of(blk):
+        # generated columns before the block end: masks left over in earlier blocks (re-committed mask ids) stay
+        # candidates, as in the references (which blank only the scores after the current block)
+        col = cols()
+        return (col >= p.P) & (col < p.P + (blk + 1) * p.BL)
+
     def init(consts, canvas, done):
         B = canvas.shape[0]
         c = dict(canvas=canvas, order=jnp.full(canvas.shape, -1, jnp.int32), done=done,
                  state=strategy(consts).init_state(jnp.zeros((B,), jnp.int32), p.S),
                  nfe=jnp.int32(0), step=jnp.int32(0), s=jnp.int32(0), blk=jnp.int32(0),
                  edits=jnp.int32(p.post_edit), changed=jnp.bool_(True), active=jnp.bool_(False),
+                 recommitted=jnp.zeros(canvas.shape, bool),
                  err=jnp.int32(0), err_blk=jnp.int32(0), err_s=jnp.int32(0), err_n=jnp.int32(0))
         if p.history:
             c["hist"] = jnp.full((p.hist_len, B, p.G), p.mask_id, jnp.int32)
@@ -386,7 +397,8 @@ def _build(plan: _Plan):
         in_block = in_block_of(c["blk"])
         count = jnp.sum((c["canvas"] == p.mask_id) & in_block, axis=-1, dtype=jnp.int32)
         return {**c, "state": strategy(consts).init_state(count, p.S), "s": jnp.int32(0),
-                "edits": jnp.int32(p.post_edit), "changed": jnp.bool_(True), "active": jnp.sum(count) > 0}
+                "edits": jnp.int32(p.post_edit), "changed": jnp.bool_(True), "active": jnp.sum(count) > 0,
+                "recommitted": jnp.zeros_like(c["recommitted"])}
 
     def want_more(c, maskable):
         if fixed:
@@ -446,8 +458,8 @@ def _build(plan: _Plan):
         in_block = in_block_of(blk)
         gen_cols = cols() >= p.P
         masked = canvas == p.mask_id
-        maskable = masked & in_block
-        has_maskable = jnp.any(maskable, axis=-1)
+        maskable = masked & before_end_of(blk)           # masked ∧ generated ∧ before the block end
+        has_maskable = jnp.any(masked & in_block, axis=-1)  # [B] the current block still has masks
         edits = c["edits"]
         if not fixed:
             edits = jnp.where(jnp.any(has_maskable), edits, edits - 1)
@@ -477,16 +489,19 @@ def _build(plan: _Plan):
         # 5. contract checks (architecture.md §2), then write
         committed_in_block = ~masked & in_block & gen_cols & ~c["done"][:, None]
         bits = (jnp.where(jnp.any(commit & ~(maskable | committed_in_block)), _E_COMMIT, 0)
-                | jnp.where(jnp.any(remask & ~(committed_in_block | commit)), _E_REMASK, 0)
-                | jnp.where(jnp.any(commit & (tokens == p.mask_id)), _E_TOKEN, 0))
+                | jnp.where(jnp.any(remask & ~(committed_in_block | commit)), _E_REMASK, 0))
+        if not p.allow_mask_commits:
+            bits = bits | jnp.where(jnp.any(commit & (tokens == p.mask_id)), _E_TOKEN, 0)
         if not fixed:
-            stuck = jnp.any(has_maskable & ~jnp.any(commit & maskable, axis=-1))
+            stuck = jnp.any(jnp.any(maskable, axis=-1) & ~jnp.any(commit & maskable, axis=-1))
             bits = bits | jnp.where(stuck, _E_STUCK, 0)
         first = (c["err"] == 0) & (bits != 0)
         new = jnp.where(remask, p.mask_id, jnp.where(commit, tokens, canvas))
-        order = jnp.where(remask, -1, jnp.where(commit, c["step"], c["order"]))
-        nc = {**c, "canvas": new, "order": order, "state": out.state, "nfe": c["nfe"] + 1,
-              "step": c["step"] + 1, "s": s + 1, "edits": edits, "changed": jnp.any(new != canvas),
+        # a committed mask id leaves the position masked: no decoding order for it
+        order = jnp.where(remask, -1, jnp.where(commit & (new != p.mask_id), c["step"], c["order"]))
+        recommitted = c["recommitted"] | (commit & (new == p.mask_id))  # slots where the mask id was "committed"
+        nc = {**c, "canvas": new, "order": order, "recommitted": recommitted, "state": out.state,
+              "nfe": c["nfe"] + 1, "step": c["step"] + 1, "s": s + 1, "edits": edits, "changed": jnp.any(new != canvas),
               "err": jnp.where(first, bits, c["err"]), "err_blk": jnp.where(first, blk, c["err_blk"])}
         if p.history:
             nc["hist"] = lax.dynamic_update_index_in_dim(c["hist"], new[:, p.P:], c["step"], 0)
@@ -498,11 +513,16 @@ def _build(plan: _Plan):
         maskable = (canvas == p.mask_id) & in_block
         ok = c["active"] & (c["err"] == 0)
         err = c["err"]
-        if not fixed:
+        # with mask-token candidates, a dynamic block that hits its cap just ends (only re-committed mask ids can
+        # keep it open) and a row that committed the mask id may end its block with masks
+        if not fixed and not p.allow_mask_commits:
             overflow = ok & want_more(c, maskable) & (c["s"] >= p.max_steps)
             err = jnp.where(overflow, _E_OVERFLOW, err)
             ok = ok & ~overflow
-        n_left = jnp.sum(maskable, dtype=jnp.int32)
+        # a row may end its block with masks only if it "committed" the mask id in this block (the reference
+        # then spends its quota on that slot and leaves others masked); a row that did not must end full
+        row_recommitted = jnp.any(c["recommitted"], axis=-1, keepdims=True)
+        n_left = jnp.sum(maskable & ~row_recommitted, dtype=jnp.int32)
         left = ok & (n_left > 0)
         err = jnp.where(left, _E_LEFT, err)
         ok = ok & ~left
@@ -685,6 +705,7 @@ class JaxEngine:
         max_steps = S if schedule == "fixed" else BL + post_edit
         plan = _Plan(graphdef=self.graphdef, strategy=skeleton, schedule=schedule, L=L, P=P, G=G, BL=BL,
                      num_blocks=nb, S=S, post_edit=post_edit, max_steps=max_steps, V=V, mask_id=mask_id,
+                     allow_mask_commits=not config.suppress_mask_token,
                      eos_id=eos_id, stop_ids=in_vocab([eos_id, eot_id]), neg_inf_ids=neg_inf_ids,
                      demote_ids=demote, sampling=sampling, needs_uniform=needs_uniform, noise=noise,
                      noise_shapes=((B, L, V) if need_g else None, (B, L) if needs_uniform else None),

@@ -164,7 +164,9 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
     needs_uniform = bool(getattr(base, "needs_uniform_noise", lambda s: False)(sampling))
     stop_ids = [i for i in (eos_id, eot_id) if i is not None]
     demote = demoted_ids(eos_id, eot_id, T, config.llada_eos_quirk) if config.confidence_eos_eot_inf else []
-    neg_inf_ids = ([eos_id] if config.logits_eos_inf else []) + ([mask_id] if config.suppress_mask_token else [])
+    # The mask id is never a lookahead candidate (whatever ``suppress_mask_token`` says): a branch that "commits"
+    # it would be a duplicate of its parent, and LoPA's reference (D2F) never proposes it either.
+    neg_inf_ids = ([eos_id] if config.logits_eos_inf else []) + [mask_id]
 
     canvas, attn, pos, real, P = engine.prepare(input_ids, G, mask_id, pad_id)
     B, L = canvas.shape

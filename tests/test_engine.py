@@ -337,11 +337,26 @@ def test_guards(llada_pipe):
 
 
 # ---------------------------------------------------------------------------------------------- EOS controls
-def test_mask_token_is_never_a_candidate():
+def test_suppress_mask_token():
     t = _table(4)
     t[:, 15] = 100.0  # the model loves [MASK]
-    out = dllm.generate(MockModel(t), input_ids=[[5, 6]], gen_length=4, steps=4, strategy=FixedTopK())
+    out = dllm.generate(MockModel(t), input_ids=[[5, 6]], gen_length=4, steps=4, strategy=FixedTopK(),
+                        suppress_mask_token=True)
     assert 15 not in out.sequences[0] and out.sequences[0] == [4, 5, 6, 7]
+
+
+def test_mask_token_candidates_stay_masked_by_default():
+    """Reference quirk: a committed mask id leaves its slot masked; it stays a candidate in later blocks."""
+    t = _table(4)
+    t[1] = 0.0
+    t[1, 15] = 1.0  # slot 1 predicts [MASK], with the lowest confidence of all slots
+    out = dllm.generate(MockModel(t), input_ids=[[5, 6]], gen_length=4, block_length=2, steps=4,
+                        strategy=FixedTopK(), return_order=True)
+    assert out.sequences[0] == [4, 15, 6, 7]
+    assert out.decoding_order[0][1] == -1 and min(out.decoding_order[0][0::2]) >= 0
+    # the same model with the mask id still winning but a strategy that never commits: still an error
+    with pytest.raises(RuntimeError, match="left 2 masked"):
+        dllm.generate(MockModel(t), input_ids=[[5, 6]], gen_length=4, block_length=2, steps=4, strategy=Lazy())
 
 
 def test_logits_eos_inf():
@@ -422,7 +437,7 @@ def test_load_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- with decoders
 def _llada_reference(model, prompt, steps, gen_length, block_length, temperature, cfg_scale, mask_id):
-    """LLaDA generate.py restated (low_confidence), plus the [MASK] suppression the toolkit always applies."""
+    """LLaDA generate.py restated (low_confidence), including its quirk: the mask id may win the argmax."""
     x = torch.full((1, len(prompt) + gen_length), mask_id, dtype=torch.long)
     x[0, :len(prompt)] = torch.tensor(prompt)
     prompt_index = x != mask_id
@@ -442,7 +457,6 @@ def _llada_reference(model, prompt, steps, gen_length, block_length, temperature
                     logits = both[1:] + (cfg_scale + 1) * (both[:1] - both[1:])
                 else:
                     logits = model(x)
-            logits[..., mask_id] = float("-inf")
             if temperature > 0:
                 l64 = logits.to(torch.float64)
                 noise = torch.rand_like(l64, dtype=torch.float64)
@@ -476,7 +490,7 @@ def test_matches_llada_reference_loop(llada_pipe, temperature, cfg):
 def test_registered_strategies_run(pipe, name):
     s = decoders.get_strategy(name)
     out = dllm.generate(pipe, input_ids=[[8, 9, 10, 11], [12]], gen_length=8, block_length=4, steps=8,
-                        strategy=name, temperature=0.5, return_order=True)
+                        strategy=name, temperature=0.5, return_order=True, suppress_mask_token=True)
     mask_id = pipe.config.mask_token_id
     assert all(mask_id not in r for r in out.sequences)
     if s.schedule == "fixed":

@@ -34,7 +34,9 @@ from dllm.jax_engine import JaxEngine, split_strategy, trace_count  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [[8, 9, 10, 11, 12, 13], [14, 15]]  # ragged: left padding and position ids are exercised everywhere
-KW = dict(input_ids=ROWS, gen_length=8, block_length=4, steps=8, return_order=True)
+# The tiny random checkpoint predicts [MASK] at many slots, so most tests suppress it (the tests below named
+# "mask_token" / "leftover" cover the default, reference-faithful mask-token candidates).
+KW = dict(input_ids=ROWS, gen_length=8, block_length=4, steps=8, return_order=True, suppress_mask_token=True)
 SMALL = dict(num_layers=1, hidden_size=16, num_heads=2, intermediate_size=16)
 
 
@@ -74,6 +76,16 @@ def test_every_registered_strategy_matches_torch_greedy(pipes, name):
     _same(a, b)
     s = decoders.get_strategy(name)
     assert jp.engine.last_mode == ("lookahead" if getattr(s, "requires_branches", False) else "loop")
+    # mask-token candidates (the default): the same tokens, or the same contract error, on both backends
+    kw = dict(KW, suppress_mask_token=False)
+    got = []
+    for p in (tp, jp):
+        try:
+            o = dllm.generate(p, strategy=name, **kw)
+            got.append((o.sequences, o.decoding_order, o.nfe, o.steps))
+        except RuntimeError as e:
+            got.append(str(e))
+    assert got[0] == got[1]
 
 
 @pytest.mark.parametrize("name,params", [("low_confidence", {}), ("random", {}), ("maskgit_plus", {"alg_temp": 0.5})])
@@ -99,13 +111,137 @@ def test_processors_cfg_eos_controls_match_torch_dream_layout(pipes):
 def test_stop_on_eos_matches_torch(pipes):
     tp, jp = pipes["llada"]
     kw = dict(input_ids=ROWS, gen_length=12, block_length=4, steps=12, strategy="low_confidence",
-              return_order=True)
+              return_order=True, suppress_mask_token=True)
     plain = dllm.generate(tp, **kw)
     eos = plain.sequences[0][1]  # a token row 0 generates in block 0: call it EOS
     a = dllm.generate(tp, **kw, stop_on_eos=True, eos_id=eos)
     b = dllm.generate(jp, **kw, stop_on_eos=True, eos_id=eos)
     _same(a, b)
     assert a.sequences[0][2:] == [eos] * 10 and -1 in a.decoding_order[0]
+
+
+# ---------------------------------------------------------------------------------------------- mask-token candidates
+def _gen(pipe, strategy, **kw):
+    obj = None if isinstance(strategy, str) else strategy
+    cfg = DecodeConfig(gen_length=8, block_length=4, steps=8, strategy=strategy if obj is None else "random", **kw)
+    out = dllm.generate_from_config(pipe, cfg, input_ids=ROWS, strategy=obj, return_order=True)
+    return out.sequences, out.decoding_order, out.nfe
+
+
+def _outcome(pipe, strategy, **kw):
+    """``_gen``'s result, or the RuntimeError's message."""
+    try:
+        return _gen(pipe, strategy, **kw)
+    except RuntimeError as e:
+        return str(e)
+
+
+# (SVD direction k, its sign, quantile q, scale): where the mask id wins, see mask_winning_pipes
+_MASK_WINS = {"mixed": (2, 1.0, 0.6, 1.0), "sticky": (0, -1.0, 0.3, 2.0)}
+
+
+@pytest.fixture(scope="module")
+def mask_winning_pipes(tiny_dirs):
+    """Torch / JAX pipelines of the tiny checkpoint whose ``lm_head`` row of the mask id is the row of the usual
+    winner plus a direction along which the hidden states vary (a principal direction of the generated slots'
+    final hidden states in a suppressed decode), shifted so the mask id wins at some slots only: "mixed" -> a few
+    masks left in blocks 0 and 1, the other slots decode; "sticky" -> the mask id keeps winning at the most
+    confident slots, so a fixed schedule re-commits it there and never reaches other slots of the block."""
+    tp = dllm.load(tiny_dirs["llada"], device="cpu")
+    m = tp.model
+    mid = m.config.mask_token_id
+    hidden = []
+    hook = m.final_norm.register_forward_hook(lambda mod, i, o: hidden.append(o.detach()))
+    _gen(tp, "low_confidence", suppress_mask_token=True)
+    hook.remove()
+    P = max(map(len, ROWS))
+    hs = torch.cat([h[:, P:].reshape(-1, h.shape[-1]) for h in hidden])
+    mu = hs.mean(0)
+    vh = torch.linalg.svd(hs - mu, full_matrices=False).Vh
+    w = m.lm_head.weight.detach().clone()
+    top = int((hs @ w.T).argmax(-1).mode().values)
+    out = {}
+    for case, (k, sign, q, scale) in _MASK_WINS.items():
+        direction = sign * vh[k] * torch.sign(vh[k] @ (hs[0] - mu))  # the SVD's own sign is arbitrary: fix it
+        thr = torch.quantile(hs @ direction, q)
+        t = dllm.load(tiny_dirs["llada"], device="cpu")
+        with torch.no_grad():
+            t.model.lm_head.weight[mid] = w[top] + scale * (direction - thr * mu / (mu @ mu))
+        out[case] = (t, t.with_backend("jax"))
+    return out, mid
+
+
+@pytest.mark.parametrize("case", list(_MASK_WINS))
+@pytest.mark.parametrize("name", ["low_confidence", "threshold"])
+def test_mask_token_candidates_match_torch(mask_winning_pipes, name, case):
+    """suppress_mask_token=False (default): the mask id can win the argmax; committing it leaves the position
+    masked with no decoding order; leftover masks stay candidates of later blocks; a block may end with masks where
+    the mask id was committed. Same tokens / order / NFE (or the same error) as torch, fixed and dynamic."""
+    pipes, mid = mask_winning_pipes
+    tp, jp = pipes[case]
+    a = _outcome(tp, name)
+    assert a == _outcome(jp, name)
+    if case == "sticky":  # slots never committed in their block: the same "left N masked" error on both
+        assert isinstance(a, tuple) or ("left" in a and "masked position" in a), a
+    else:
+        seqs, order, nfe = (np.asarray(x) for x in a)
+        masked = seqs == mid
+        assert masked.any() and (~masked).any(), "the mask id should win at some positions but not all"
+        assert masked[:, :4].any() and masked[:, 4:].any()  # masks left in block 0 (no error) and in block 1
+        assert (order[masked] == -1).all() and (order[~masked] >= 0).all()
+        assert nfe.tolist() == [8, 8]
+    # suppressed: the mask id never wins, every block ends full; both backends agree
+    c = _gen(tp, name, suppress_mask_token=True)
+    assert c == _gen(jp, name, suppress_mask_token=True) and mid not in np.asarray(c[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leftover:
+    """Commits every maskable position: the argmax (mask id excluded) except at column ``col``, which gets the mask
+    id while at most ``block_length`` positions are maskable, i.e. in its own block; in the next block it is a
+    leftover mask (maskable: before the block end) and gets a token. Array API: runs on torch and JAX."""
+
+    mask_id: int
+    col: int
+    block_length: int = 4
+    schedule: str = "fixed"
+
+    def init_state(self, count, S):
+        return ()
+
+    def step(self, inp, state):
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(inp.logits)
+        V = inp.logits.shape[-1]
+        logits = xp.where(xp.arange(V) == self.mask_id, -xp.inf, inp.logits)
+        tokens = xp.argmax(logits, axis=-1)
+        n = xp.sum(xp.astype(inp.maskable, xp.int32), axis=-1, keepdims=True)
+        at_col = (xp.arange(inp.canvas.shape[-1]) == self.col)[None, :] & (n <= self.block_length)
+        tokens = xp.where(at_col, xp.asarray(self.mask_id, dtype=tokens.dtype), tokens)
+        return decoders.StepOutput(tokens, inp.maskable, xp.zeros_like(inp.maskable), state)
+
+
+@pytest.mark.parametrize("schedule,nfe", [("fixed", 8), ("dynamic", 5)])
+def test_committed_mask_ids_and_leftover_masks_match_torch(pipes, schedule, nfe):
+    tp, jp = pipes["llada"]
+    mid = tp.model.config.mask_token_id
+    P = max(map(len, ROWS))
+    strat = _Leftover(mask_id=mid, col=P + 1, schedule=schedule)
+    a = _gen(tp, strat)
+    b = _gen(jp, strat)
+    assert a == b
+    seqs, order, got_nfe = (np.asarray(x) for x in a)
+    assert mid not in seqs and (order[:, 1] == 4).all()  # column 1 filled in block 1's first step
+    assert got_nfe.tolist() == [nfe, nfe]  # dynamic: block 0 runs to its cap of block_length = 4 steps
+    ev = list(dllm.iterate(jp, input_ids=ROWS, gen_length=8, block_length=4, steps=8, strategy=strat))
+    assert (ev[3].tokens[:, 1] == mid).all()  # block 0 ended with the leftover mask (step-driven loop too)
+    msgs = []
+    for p in (tp, jp):
+        with pytest.raises(RuntimeError, match="committed the mask token itself") as e:
+            _gen(p, strat, suppress_mask_token=True)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
 
 
 # ---------------------------------------------------------------------------------------------- compilation
@@ -136,7 +272,8 @@ def test_x64_is_scoped(pipes):
 # ---------------------------------------------------------------------------------------------- events / API
 def test_iterate_step_events_match_torch(pipes):
     tp, jp = pipes["llada"]
-    kw = dict(input_ids=ROWS, gen_length=8, block_length=4, steps=8, strategy="random", seed=4)
+    kw = dict(input_ids=ROWS, gen_length=8, block_length=4, steps=8, strategy="random", seed=4,
+              suppress_mask_token=True)
     et = list(dllm.iterate(tp, **kw))
     ej = list(dllm.iterate(jp, **kw))
     assert len(et) == len(ej) == 8
@@ -147,7 +284,8 @@ def test_iterate_step_events_match_torch(pipes):
         np.testing.assert_array_equal(a.committed.numpy(), b.committed)
         np.testing.assert_array_equal(a.canvas.numpy(), b.canvas)
     step_engine = JaxEngine(jp.model, compile_loop=False)
-    res = step_engine.decode(ROWS, DecodeConfig(gen_length=8, block_length=4, steps=8, strategy="random", seed=4))
+    res = step_engine.decode(ROWS, DecodeConfig(gen_length=8, block_length=4, steps=8, strategy="random", seed=4,
+                                                suppress_mask_token=True))
     assert step_engine.last_mode == "step" and res.sequences.tolist() == ej[-1].tokens.tolist()
 
 
@@ -166,7 +304,7 @@ def test_cli_backend_jax(capsys, tiny_dirs):
     from dllm import cli
 
     args = ["generate", "--model", str(tiny_dirs["llada"]), "--input-ids", "8,9,10,11,12,13", "--input-ids",
-            "14,15", "--gen-length", "8", "--block-length", "4", "--steps", "8", "--json"]
+            "14,15", "--gen-length", "8", "--block-length", "4", "--steps", "8", "--suppress-mask-token", "--json"]
     assert cli.main(args + ["--backend", "jax"]) == 0
     jx = json.loads(capsys.readouterr().out)
     assert cli.main(args) == 0
@@ -202,13 +340,21 @@ class _Stuck(_Trespasser):
         return out._replace(commit=out.remask)
 
 
-@pytest.mark.parametrize("strategy,match", [(_Trespasser(), "outside the maskable"), (_Stuck(), "committed nothing")])
+@dataclasses.dataclass(frozen=True)
+class _Idle(_Stuck):
+    """A fixed strategy that never commits: its blocks end with masks that were never committed."""
+
+    schedule = "fixed"
+
+
+@pytest.mark.parametrize("strategy,match", [(_Trespasser(), "outside the maskable"), (_Stuck(), "committed nothing"),
+                                            (_Idle(), "left 8 masked")])
 def test_contract_errors_match_torch(pipes, strategy, match):
     tp, jp = pipes["llada"]
     msgs = []
     for p in (tp, jp):
         with pytest.raises(RuntimeError, match=match) as e:
-            dllm.generate(p, strategy=strategy, **KW)
+            dllm.generate(p, strategy=strategy, **dict(KW, suppress_mask_token=False))  # also hold by default
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
 
@@ -268,7 +414,7 @@ _SHARDED = textwrap.dedent("""
     model = dllm.load(path, backend="jax").model
     mesh = jax.make_mesh((4,), ("batch",))
     for (kw, noise, mode), ref in zip(cases, expected):
-        cfg = DecodeConfig(gen_length=8, block_length=4, steps=8, **kw)
+        cfg = DecodeConfig(gen_length=8, block_length=4, steps=8, suppress_mask_token=True, **kw)
         eng = JaxEngine(model, noise=noise, mesh=mesh)
         four = eng.decode(rows, cfg)
         assert eng.last_mode == mode, (kw, eng.last_mode)
@@ -286,7 +432,8 @@ def test_sharded_decode_equals_unsharded_on_4_cpu_devices(pipes, tiny_dirs):
     model = pipes["llada"][1].model
     expected = []
     for kw, noise, _ in _SHARD_CASES:  # single-device references, computed here
-        r = JaxEngine(model, noise=noise).decode(_ROWS3, DecodeConfig(gen_length=8, block_length=4, steps=8, **kw))
+        cfg = DecodeConfig(gen_length=8, block_length=4, steps=8, suppress_mask_token=True, **kw)
+        r = JaxEngine(model, noise=noise).decode(_ROWS3, cfg)
         expected.append([r.sequences.tolist(), r.decoding_order.tolist(), r.nfe])
     env = dict(os.environ)
     env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false "

@@ -25,7 +25,8 @@ and reads back only small int arrays (the fill, the winners). Inputs are placed 
 
 Every decoding option of the torch engine is supported: temperature / top-p / top-k (``noise="torch"``, the
 default, replays the torch engine's CPU noise stream, so sampled tokens match it; ``noise="jax"`` draws on the
-devices), ``cfg_scale``, ``logits_eos_inf``, ``suppress_mask_token``, ``confidence_eos_eot_inf``, ``stop_on_eos``.
+devices), ``cfg_scale``, ``logits_eos_inf``, ``confidence_eos_eot_inf``, ``stop_on_eos``; the mask id is always
+suppressed here (like the torch lookahead loop, whatever ``suppress_mask_token`` says).
 Strategies computing in float64 need x64 (``jax.enable_x64(True)``, as ``dllm.jax_engine`` scopes it).
 Requirement: the base strategy's state must not change during a block (true of every registered ``dynamic`` one).
 """
@@ -332,7 +333,9 @@ class JaxLookahead:
         pad_id = next(i for i in (self.pad_id, eos_id, 0, 1) if i is not None and i != mask_id)
         G, BL, S = config.gen_length, config.block_len, config.steps_per_block
         sampling = SamplingParams(float(config.temperature), config.top_p, config.top_k)
-        neg = tuple(([eos_id] if config.logits_eos_inf else []) + ([mask_id] if config.suppress_mask_token else []))
+        # The mask id is never a candidate here (whatever ``suppress_mask_token`` says), as in the torch lookahead
+        # loop (dllm.lookahead): a branch that "commits" it would duplicate its parent; D2F never proposes it.
+        neg = tuple(([eos_id] if config.logits_eos_inf else []) + [mask_id])
         if (config.logits_eos_inf or config.confidence_eos_eot_inf or config.stop_on_eos) and eos_id is None:
             raise ValueError("EOS controls need an EOS id: the model config has no eos_token_id; pass eos_id.")
         demote = tuple(demoted_ids(eos_id, eot_id, sampling.temperature, config.llada_eos_quirk)) \

@@ -33,7 +33,6 @@ def tokenizer_corpus(n_items: int = 3000) -> list[str]:
     from bench.tasks.generators import load_names
     from bench.tasks.splits import iter_train_items, load_task
 
-    from .word_tokenizer import CHAT_TEMPLATE  # noqa: F401  (the template's literal text is added below)
 
     texts: list[str] = []
     items = list(itertools.islice(iter_train_items(offline_task_names(), seed=TOKENIZER_SEED), n_items))

@@ -16,11 +16,9 @@ The finished model is exported to ``OUT/model/`` in the LLaDA checkpoint layout 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import random
 import signal
 import time
 from dataclasses import asdict, dataclass

@@ -258,7 +258,7 @@ def _prompt_ids(pipe: Pipeline, prompts, input_ids, apply_chat_template: bool) -
 
 def _split_strategy(strategy):
     """(object for the engine, plain-data form for DecodeConfig)."""
-    from .engine import resolve_strategy, strategy_label
+    from .decoding import resolve_strategy, strategy_label
 
     obj = resolve_strategy(strategy)
     if isinstance(strategy, (str, dict)):

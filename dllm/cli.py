@@ -142,6 +142,23 @@ def add_generate_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_generate)
 
 
+def decode_config_from_args(args: argparse.Namespace):
+    """The :class:`dllm.DecodeConfig` of ``dllm generate``'s decoding flags, with the strategy resolved (an unknown
+    strategy or parameter fails here, before any model is loaded)."""
+    import dllm
+    from .decoding import resolve_strategy
+
+    cfg = dllm.DecodeConfig(
+        gen_length=args.gen_length, block_length=args.block_length, steps=args.steps,
+        strategy=_strategy_spec(args.strategy, args.param), temperature=args.temperature, top_p=args.top_p,
+        top_k=args.top_k, cfg_scale=args.cfg_scale, mask_id=args.mask_id, eos_id=args.eos_id, eot_id=args.eot_id,
+        logits_eos_inf=args.logits_eos_inf, confidence_eos_eot_inf=args.confidence_eos_eot_inf,
+        llada_eos_quirk=args.llada_eos_quirk, stop_on_eos=args.stop_on_eos,
+        suppress_mask_token=args.suppress_mask_token, seed=args.seed)
+    resolve_strategy(cfg.strategy)
+    return cfg
+
+
 def _parse_ids(spec: str) -> list[int]:
     try:
         ids = [int(t) for t in spec.replace(" ", "").split(",") if t != ""]
@@ -183,16 +200,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CLIError("give either --prompt or --input-ids, not both.")
     if not args.prompt and not args.input_ids:
         raise CLIError("nothing to generate: give --prompt TEXT or --input-ids 1,2,3 (repeatable).")
-    strategy = _strategy_spec(args.strategy, args.param)
-    cfg = dllm.DecodeConfig(
-        gen_length=args.gen_length, block_length=args.block_length, steps=args.steps, strategy=strategy,
-        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, cfg_scale=args.cfg_scale,
-        mask_id=args.mask_id, eos_id=args.eos_id, eot_id=args.eot_id, logits_eos_inf=args.logits_eos_inf,
-        confidence_eos_eot_inf=args.confidence_eos_eot_inf, llada_eos_quirk=args.llada_eos_quirk,
-        stop_on_eos=args.stop_on_eos, suppress_mask_token=args.suppress_mask_token, seed=args.seed)
-    from .engine import resolve_strategy
-
-    resolve_strategy(cfg.strategy)  # unknown strategy / parameter: fail before loading the model
+    cfg = decode_config_from_args(args)
     ids = [_parse_ids(s) for s in args.input_ids]
     pipe = dllm.load(args.model, backend=args.backend, dtype=args.dtype, device=args.device)
     kw = dict(apply_chat_template=not args.no_chat_template, batch_size=args.batch_size)

@@ -42,62 +42,17 @@ Designed for what comes next:
 """
 from __future__ import annotations
 
-from typing import Any, Generator, Iterable, NamedTuple, Sequence
+from typing import Generator, Iterable, NamedTuple, Sequence
 
 import torch
 
 from .config import DecodeConfig
+from .decoding import demoted_ids, resolve_strategy, special_ids, strategy_label
 from .noise import NoiseSource
 from .outputs import StepEvent
-from .processors import (classifier_free_guidance, demote_candidates, demoted_ids, set_columns_to_neg_inf)
+from .processors import classifier_free_guidance, demote_candidates, set_columns_to_neg_inf
 
-# ---- strategy contract types (architecture.md §2) ---------------------------------------------------------------
-# The ``decoders`` package owns these; the fallbacks below have the same fields so the engine also works (and is
-# testable) with strategies defined elsewhere. Strategies must read the fields by name.
-try:  # pragma: no cover - depends on the decoders package being present
-    from decoders import SamplingParams, StepInput  # type: ignore
-except Exception:  # noqa: BLE001 - any import problem -> local definitions
-    class SamplingParams(NamedTuple):
-        temperature: float = 0.0
-        top_p: float | None = None
-        top_k: int | None = None
-
-    class StepInput(NamedTuple):
-        logits: Any
-        canvas: Any
-        maskable: Any
-        step: Any
-        steps_per_block: int
-        sampling: Any
-        gumbel: Any = None
-        uniform: Any = None
-
-
-def resolve_strategy(strategy) -> Any:
-    """A strategy object from a registered name, a ``{"type": name, ...}`` dict, or a strategy object."""
-    if hasattr(strategy, "step") and hasattr(strategy, "init_state"):
-        return strategy
-    if isinstance(strategy, (str, dict)):
-        try:
-            import decoders
-        except ImportError as e:
-            raise ImportError(f"strategy {strategy!r} needs the 'decoders' package, which could not be imported "
-                              f"({e}); pass a strategy object instead.") from e
-        if isinstance(strategy, str):
-            return decoders.get_strategy(strategy)
-        return decoders.strategy_from_dict(dict(strategy))
-    raise ValueError(f"strategy must be a registered name, a {{'type': name, ...}} dict or an object with "
-                     f"init_state() and step(), got {strategy!r}.")
-
-
-def strategy_label(strategy) -> str:
-    name = getattr(strategy, "type_name", None) or getattr(strategy, "strategy_name", None)
-    if not name and hasattr(strategy, "to_dict"):
-        try:
-            name = strategy.to_dict().get("type")
-        except Exception:  # noqa: BLE001
-            name = None
-    return str(name or type(strategy).__name__)
+from decoders import SamplingParams, StepInput  # the strategy contract types (architecture.md §2)
 
 
 class NullCache:
@@ -177,21 +132,7 @@ class Engine:
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _special_ids(self, config: DecodeConfig) -> tuple[int, int | None, int | None, int]:
-        mask_id = config.mask_id if config.mask_id is not None else self.mask_id
-        eos_id = config.eos_id if config.eos_id is not None else self.eos_id
-        eot_id = config.eot_id if config.eot_id is not None else self.eot_id
-        if mask_id is None:
-            raise ValueError("no mask token id: the model config has no mask_token_id; pass mask_id.")
-        V = self.vocab_size
-        if V is not None and mask_id >= V:
-            raise ValueError(f"mask_id must be < vocab_size ({V}), got {mask_id}.")
-        if eos_id is None and (config.logits_eos_inf or config.confidence_eos_eot_inf or config.stop_on_eos):
-            raise ValueError("EOS controls need an EOS id: the model config has no eos_token_id; pass eos_id.")
-        if eos_id is not None and eos_id == mask_id:
-            raise ValueError(f"eos_id must differ from mask_id, got {eos_id}.")
-        # Padding is masked out of attention and never written, so any id other than the mask works.
-        pad_id = next(i for i in (self.pad_id, eos_id, 0, 1) if i is not None and i != mask_id)
-        return mask_id, eos_id, eot_id, pad_id
+        return special_ids(config, self.mask_id, self.eos_id, self.eot_id, self.pad_id, self.vocab_size)
 
     def prepare(self, input_ids: Sequence[Sequence[int]], gen_length: int, mask_id: int, pad_id: int):
         """Left-padded canvas ``[B, P + G]``, key-padding mask and positions (``None`` when nothing is padded)."""

@@ -80,25 +80,10 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from .config import DecodeConfig
+from .decoding import demoted_ids, resolve_strategy, special_ids, strategy_label
 from .outputs import StepEvent
 
-try:  # the strategy contract types (decoders imports neither torch nor jax)
-    from decoders import SamplingParams, StepInput
-except ImportError:  # pragma: no cover - same fields as decoders.base
-    class SamplingParams(NamedTuple):
-        temperature: float = 0.0
-        top_p: float | None = None
-        top_k: int | None = None
-
-    class StepInput(NamedTuple):
-        logits: Any
-        canvas: Any
-        maskable: Any
-        step: Any
-        steps_per_block: int
-        sampling: Any
-        gumbel: Any = None
-        uniform: Any = None
+from decoders import SamplingParams, StepInput  # the strategy contract types (architecture.md §2)
 
 __all__ = ["JaxEngine", "BatchResult", "NOISE_MODES", "StrategyTraceError", "split_strategy", "trace_count",
            "jax_model_from_torch"]
@@ -137,25 +122,6 @@ class BatchResult(NamedTuple):
 
 
 # ================================================================================================ strategies
-def resolve_strategy(strategy) -> Any:
-    """A strategy object from a registered name, a ``{"type": ...}`` dict or an object (torch-free copy of
-    :func:`dllm.engine.resolve_strategy`)."""
-    if hasattr(strategy, "step") and hasattr(strategy, "init_state"):
-        return strategy
-    if isinstance(strategy, (str, dict)):
-        import decoders
-
-        return decoders.get_strategy(strategy) if isinstance(strategy, str) else \
-            decoders.strategy_from_dict(dict(strategy))
-    raise ValueError(f"strategy must be a registered name, a {{'type': name, ...}} dict or an object with "
-                     f"init_state() and step(), got {strategy!r}.")
-
-
-def strategy_label(strategy) -> str:
-    name = getattr(strategy, "type_name", None) or getattr(strategy, "strategy_name", None)
-    return str(name or type(strategy).__name__)
-
-
 def _float_fields(strategy) -> tuple[str, ...]:
     """Dataclass fields annotated exactly ``float`` (Optional floats pick code paths by None-ness: static)."""
     if not dataclasses.is_dataclass(strategy):
@@ -233,12 +199,6 @@ def split_strategy(strategy, sampling: SamplingParams = SamplingParams(), steps_
     keep = tuple(n for n in names
                  if _traceable(_with_fields(strategy, {n: None}), (n,), *key, (values[n],)))
     return _with_fields(strategy, {n: None for n in keep}), {n: values[n] for n in keep}
-
-
-def _demoted_ids(eos_id, eot_id, temperature: float, llada_eos_quirk: bool) -> list[int]:
-    """:func:`dllm.processors.demoted_ids` (restated: that module imports torch)."""
-    ids = [eot_id] if (llada_eos_quirk and temperature > 0) else [eos_id, eot_id]
-    return sorted({int(i) for i in ids if i is not None})
 
 
 # ================================================================================================ models
@@ -627,21 +587,7 @@ class JaxEngine:
         return 1 if self.mesh is None else int(self.mesh.shape[self.batch_axis])
 
     def _special_ids(self, config: DecodeConfig):
-        """Same validation as :meth:`dllm.engine.Engine._special_ids`."""
-        mask_id = config.mask_id if config.mask_id is not None else self.mask_id
-        eos_id = config.eos_id if config.eos_id is not None else self.eos_id
-        eot_id = config.eot_id if config.eot_id is not None else self.eot_id
-        if mask_id is None:
-            raise ValueError("no mask token id: the model config has no mask_token_id; pass mask_id.")
-        V = self.vocab_size
-        if V is not None and mask_id >= V:
-            raise ValueError(f"mask_id must be < vocab_size ({V}), got {mask_id}.")
-        if eos_id is None and (config.logits_eos_inf or config.confidence_eos_eot_inf or config.stop_on_eos):
-            raise ValueError("EOS controls need an EOS id: the model config has no eos_token_id; pass eos_id.")
-        if eos_id is not None and eos_id == mask_id:
-            raise ValueError(f"eos_id must differ from mask_id, got {eos_id}.")
-        pad_id = next(i for i in (self.pad_id, eos_id, 0, 1) if i is not None and i != mask_id)
-        return mask_id, eos_id, eot_id, pad_id
+        return special_ids(config, self.mask_id, self.eos_id, self.eot_id, self.pad_id, self.vocab_size)
 
     def prepare(self, input_ids: Sequence[Sequence[int]], gen_length: int, mask_id: int, pad_id: int):
         """NumPy ``(canvas [B, L] int32, attn [B, L] bool | None, pos | None, real [B, L] bool, done [B] bool, P,
@@ -684,7 +630,7 @@ class JaxEngine:
         V = self.vocab_size
         in_vocab = lambda ids: tuple(sorted({int(i) for i in ids if i is not None and 0 <= int(i) < V}))  # noqa
         if config.confidence_eos_eot_inf:
-            demote = in_vocab(_demoted_ids(eos_id, eot_id, T, config.llada_eos_quirk))
+            demote = in_vocab(demoted_ids(eos_id, eot_id, T, config.llada_eos_quirk))
         else:
             demote = ()
         neg_inf = [eos_id] if config.logits_eos_inf else []

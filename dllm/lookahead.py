@@ -33,7 +33,8 @@ import torch
 from .config import DecodeConfig
 from .noise import NoiseSource
 from .outputs import StepEvent
-from .processors import classifier_free_guidance, demote_candidates, demoted_ids, set_columns_to_neg_inf
+from .decoding import demoted_ids
+from .processors import classifier_free_guidance, demote_candidates, set_columns_to_neg_inf
 
 __all__ = ["Verified", "LocalBranches", "BranchContext", "run_lookahead"]
 
@@ -145,7 +146,8 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
     """
     from decoders.lopa import lookahead_candidates, position_scores, build_branches
 
-    from .engine import BatchResult, NullCache, SamplingParams, StepInput, strategy_label
+    from .decoding import strategy_label
+    from .engine import BatchResult, NullCache, SamplingParams, StepInput
 
     cache = cache or engine.cache
     if cache is not None and type(cache) is not NullCache:

@@ -35,21 +35,6 @@ def set_columns_to_neg_inf(logits: torch.Tensor, ids) -> torch.Tensor:
     return logits
 
 
-def demoted_ids(eos_id, eot_id, temperature: float, llada_eos_quirk: bool) -> list[int]:
-    """Token ids whose candidates ``confidence_eos_eot_inf`` demotes.
-
-    LLaDA's reference writes ``logits_with_noise[:, :, EOS] = logits[:, :, EoT] = -inf`` after choosing the
-    candidate (a chained assignment). At T = 0 ``logits_with_noise`` *is* ``logits``, so both EOS and EoT get
-    confidence 0; at T > 0 only EoT does. ``llada_eos_quirk=True`` reproduces that; ``False`` demotes both at
-    every temperature (the documented intent).
-    """
-    if llada_eos_quirk and temperature > 0:
-        ids = [eot_id]
-    else:
-        ids = [eos_id, eot_id]
-    return sorted({int(i) for i in ids if i is not None})
-
-
 def demote_candidates(logits: torch.Tensor, gumbel: torch.Tensor | None, temperature: float, ids) -> tuple:
     """``confidence_eos_eot_inf``: EOS / EoT candidates keep their token but get the lowest confidence.
 
@@ -69,7 +54,7 @@ def demote_candidates(logits: torch.Tensor, gumbel: torch.Tensor | None, tempera
         logits: ``[B, L, V]`` float32 processed logits.
         gumbel: ``[B, L, V]`` float64 Gumbel noise or None (temperature 0).
         temperature: the sampling temperature (the candidate is ``argmax(l + T g)`` in float64, as LLaDA).
-        ids: token ids to demote (:func:`demoted_ids`).
+        ids: token ids to demote (:func:`dllm.decoding.demoted_ids`).
 
     Returns:
         ``(logits, gumbel)``, new tensors.
@@ -91,4 +76,4 @@ def demote_candidates(logits: torch.Tensor, gumbel: torch.Tensor | None, tempera
     return out, gumbel
 
 
-__all__ = ["classifier_free_guidance", "set_columns_to_neg_inf", "demoted_ids", "demote_candidates"]
+__all__ = ["classifier_free_guidance", "set_columns_to_neg_inf", "demote_candidates"]

@@ -312,9 +312,9 @@ class JaxLookahead:
         from decoders import SamplingParams
         from decoders.lopa import is_branching
 
-        from ..engine import resolve_strategy
+        from ..decoding import resolve_strategy
         from ..outputs import StepEvent
-        from ..processors import demoted_ids
+        from ..decoding import demoted_ids
 
         t0 = time.perf_counter()
         strategy = resolve_strategy(config.strategy if strategy is None else strategy)

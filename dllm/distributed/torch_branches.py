@@ -189,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import dllm
-    from ..cli import CLIError, _parse_ids, _strategy_spec
-    from ..engine import resolve_strategy
+    from ..cli import CLIError, _parse_ids, decode_config_from_args
 
     args = build_parser().parse_args(argv)
     try:
@@ -199,14 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "JAX).")
         if bool(args.prompt) == bool(args.input_ids):
             raise CLIError("give either --prompt TEXT or --input-ids 1,2,3 (repeatable).")
-        strategy = _strategy_spec(args.strategy, args.param)
-        cfg = dllm.DecodeConfig(
-            gen_length=args.gen_length, block_length=args.block_length, steps=args.steps, strategy=strategy,
-            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, cfg_scale=args.cfg_scale,
-            mask_id=args.mask_id, eos_id=args.eos_id, eot_id=args.eot_id, logits_eos_inf=args.logits_eos_inf,
-            confidence_eos_eot_inf=args.confidence_eos_eot_inf, llada_eos_quirk=args.llada_eos_quirk,
-            stop_on_eos=args.stop_on_eos, seed=args.seed)
-        resolve_strategy(cfg.strategy)
+        cfg = decode_config_from_args(args)
         ids = [_parse_ids(s) for s in args.input_ids]
     except (CLIError, ValueError) as e:
         print(f"dllm: error: {e}", file=sys.stderr)

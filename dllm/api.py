@@ -188,10 +188,13 @@ def load(path: str | Path | None = None, backend: str = "torch", dtype: str = "f
     Args:
         path: checkpoint folder (``config.json`` + safetensors, tokenizer files optional). ``None``: the project's
             reference model (``dllm/reference_model/``).
-        backend: ``"torch"`` or ``"jax"`` (flax.nnx model, decoded by :class:`dllm.jax_engine.JaxEngine`).
+        backend: ``"torch"``, ``"jax"`` (flax.nnx model, decoded by :class:`dllm.jax_engine.JaxEngine`) or
+            ``"hf"`` (the checkpoint's own ``transformers`` model, e.g. remote code, behind
+            :class:`dllm.models.hf_adapter.HFModelAdapter`; decoded by the torch engine).
         dtype: ``"float32"`` | ``"bfloat16"`` | ``"float16"``.
         device: torch device; default ``"cuda"`` when available, else ``"cpu"`` (JAX uses its default device).
-        trust_remote_code: forwarded to ``AutoTokenizer`` (Dream's tokenizer ships code); only for trusted folders.
+        trust_remote_code: forwarded to ``AutoTokenizer`` (Dream's tokenizer ships code) and, with backend
+            ``"hf"``, to ``AutoModel``; only for trusted folders.
         mesh: JAX only: a ``jax.sharding.Mesh``; the batch axis is sharded over its ``"batch"`` axis.
         engine_options: more engine keyword arguments (JAX: ``noise="torch" | "jax"``, ``batch_axis``,
             ``compile_loop``).
@@ -201,11 +204,13 @@ def load(path: str | Path | None = None, backend: str = "torch", dtype: str = "f
     path = default_model_path() if path is None else Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {str(path)!r} does not exist.")
-    if backend == "torch" and device is None:
+    if backend in ("torch", "hf") and device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(path, backend=backend, dtype=dtype, device=device)
+    model = load_model(path, backend=backend, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    if backend == "hf":  # a transformers model behind the adapter: decoded by the torch engine
+        backend = "torch"
     with _quiet_transformers():
         tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     opts = dict(engine_options or {})

@@ -201,3 +201,19 @@ def test_batch_sharded_forward_on_4_cpu_devices(make_checkpoint):
     r = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT, str(path)], env=env, capture_output=True, text=True,
                        timeout=180)
     assert r.returncode == 0 and "SHARDED-OK" in r.stdout, r.stdout[-2000:] + r.stderr[-4000:]
+
+
+def test_reference_model_logits_match_torch():
+    """The shipped reference model: JAX logits == torch logits (fp32) on a real benchmark prompt."""
+    import dllm
+
+    if not (dllm.DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("no reference model in dllm/reference_model/")
+    from bench.tasks import load_task
+
+    tp = dllm.load(None, device="cpu")
+    ids = tp.encode([load_task("waiting_line/copy", split="test", limit=1)[0].messages])[0]
+    canvas = ids + [tp.config.mask_token_id] * 32
+    t_logits = tp.model(torch.tensor([canvas])).numpy()
+    j_logits = np.asarray(dllm.load(None, backend="jax").model(np.asarray([canvas], np.int32)))
+    np.testing.assert_allclose(j_logits, t_logits, atol=2e-4, rtol=2e-4)

@@ -9,15 +9,26 @@ from pathlib import Path
 
 from .config import DLLMConfig, LAYOUTS
 
-BACKENDS = ("torch", "jax")
+BACKENDS = ("torch", "jax", "hf")
 
 
-def load_model(path: str | Path, backend: str = "torch", dtype: str = "float32", device: str | None = None):
-    """Load a LLaDA- or Dream-layout checkpoint folder on the chosen backend."""
+def load_model(path: str | Path, backend: str = "torch", dtype: str = "float32", device: str | None = None,
+               trust_remote_code: bool = False):
+    """Load a LLaDA- or Dream-layout checkpoint folder on the chosen backend.
+
+    ``backend="hf"`` loads the checkpoint's own ``transformers`` model (remote code only with
+    ``trust_remote_code``) behind :class:`~dllm.models.hf_adapter.HFModelAdapter`; it decodes on the torch engine.
+    """
     if backend == "torch":
         from .torch_loader import load_torch_model
 
         return load_torch_model(path, dtype=dtype, device=device or "cpu")
+    if backend == "hf":
+        from .hf_adapter import load_hf_model
+        from .torch_loader import resolve_dtype
+
+        return load_hf_model(path, dtype=resolve_dtype(dtype), device=device or "cpu",
+                             trust_remote_code=trust_remote_code)
     if backend == "jax":
         try:
             from .jax_loader import load_jax_model

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 jax = pytest.importorskip("jax")

@@ -225,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"[{i}] {body}")
                     print(f"    NFE {out.nfe[i]} | branch forwards {out.branch_forwards[i]} | ranks {world}")
             sys.stdout.flush()
+        if world > 1:
+            # every rank reaches here before any tears the group down: destroying it while a peer still has gloo
+            # work in flight aborts that peer ("terminate called without an active exception")
+            dist.barrier()
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()

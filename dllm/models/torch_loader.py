@@ -34,7 +34,8 @@ def load_torch_model(path: str | Path, dtype="float32", device: str | torch.devi
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(tensors[name])
-    return model.to(torch_dtype).eval()
+    # loaded for inference: no autograd graphs (a trainer enables grads on what it trains)
+    return model.to(torch_dtype).eval().requires_grad_(False)
 
 
 def save_torch_model(model: DiffusionTransformer, path: str | Path, max_shard_bytes: int | None = None,

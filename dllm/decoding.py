@@ -51,6 +51,18 @@ def special_ids(config: DecodeConfig, mask_id: int | None, eos_id: int | None, e
     return mask_id, eos_id, eot_id, pad_id
 
 
+def prompt_rows(input_ids, vocab_size: int | None) -> list[list[int]]:
+    """The prompts as lists of ints, checked: at least one, every id in ``[0, vocab_size)``."""
+    rows = [list(map(int, r)) for r in input_ids]
+    if not rows:
+        raise ValueError("no prompts given (input_ids is empty).")
+    for i, r in enumerate(rows):
+        bad = [t for t in r if t < 0 or (vocab_size is not None and t >= vocab_size)]
+        if bad:
+            raise ValueError(f"prompt {i} has token ids outside [0, vocab_size={vocab_size}): {bad[:5]}.")
+    return rows
+
+
 def demoted_ids(eos_id, eot_id, temperature: float, llada_eos_quirk: bool) -> list[int]:
     """Token ids whose candidates ``confidence_eos_eot_inf`` demotes.
 

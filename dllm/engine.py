@@ -47,7 +47,7 @@ from typing import Generator, Iterable, NamedTuple, Sequence
 import torch
 
 from .config import DecodeConfig
-from .decoding import demoted_ids, resolve_strategy, special_ids, strategy_label
+from .decoding import demoted_ids, prompt_rows, resolve_strategy, special_ids, strategy_label
 from .noise import NoiseSource
 from .outputs import StepEvent
 from .processors import classifier_free_guidance, demote_candidates, set_columns_to_neg_inf
@@ -136,14 +136,7 @@ class Engine:
 
     def prepare(self, input_ids: Sequence[Sequence[int]], gen_length: int, mask_id: int, pad_id: int):
         """Left-padded canvas ``[B, P + G]``, key-padding mask and positions (``None`` when nothing is padded)."""
-        rows = [list(map(int, r)) for r in input_ids]
-        if not rows:
-            raise ValueError("no prompts given (input_ids is empty).")
-        V = self.vocab_size
-        for i, r in enumerate(rows):
-            bad = [t for t in r if t < 0 or (V is not None and t >= V)]
-            if bad:
-                raise ValueError(f"prompt {i} has token ids outside [0, vocab_size={V}): {bad[:5]}.")
+        rows = prompt_rows(input_ids, self.vocab_size)
         B, P = len(rows), max(len(r) for r in rows)
         L = P + gen_length
         canvas = torch.full((B, L), pad_id, dtype=torch.long)

@@ -80,7 +80,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from .config import DecodeConfig
-from .decoding import demoted_ids, resolve_strategy, special_ids, strategy_label
+from .decoding import demoted_ids, prompt_rows, resolve_strategy, special_ids, strategy_label
 from .outputs import StepEvent
 
 from decoders import SamplingParams, StepInput  # the strategy contract types (architecture.md §2)
@@ -592,14 +592,7 @@ class JaxEngine:
     def prepare(self, input_ids: Sequence[Sequence[int]], gen_length: int, mask_id: int, pad_id: int):
         """NumPy ``(canvas [B, L] int32, attn [B, L] bool | None, pos | None, real [B, L] bool, done [B] bool, P,
         B_real)``; rows beyond ``B_real`` are inert padding rows for the mesh (done, nothing masked)."""
-        rows = [list(map(int, r)) for r in input_ids]
-        if not rows:
-            raise ValueError("no prompts given (input_ids is empty).")
-        V = self.vocab_size
-        for i, r in enumerate(rows):
-            bad = [t for t in r if t < 0 or (V is not None and t >= V)]
-            if bad:
-                raise ValueError(f"prompt {i} has token ids outside [0, vocab_size={V}): {bad[:5]}.")
+        rows = prompt_rows(input_ids, self.vocab_size)
         B_real, P = len(rows), max(len(r) for r in rows)
         B = B_real + (-B_real) % self.num_shards
         L = P + gen_length

@@ -395,6 +395,8 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     mask_id = config.mask_id if config.mask_id is not None else engine.mask_id
     schedule = getattr(strategy, "schedule", "fixed")
     actives: list = []
+    forwards: list = []  # forwards each step cost (2 when a lookahead step first forwards the bare canvas)
+    prev_nfe = 0
     block_active = None
     t0 = time.perf_counter()
     gen = engine.run(rows, config, strategy)
@@ -415,13 +417,15 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
         else:
             active = had | ev.remasked.any(-1)
         actives.append(active)
+        forwards.append(int(ev.nfe) - prev_nfe)
+        prev_nfe = int(ev.nfe)
     seqs = res.sequences.cpu()
     order = res.decoding_order.cpu()
     wall = time.perf_counter() - t0
     B = seqs.shape[0]
     if actives:
         act = torch.stack(actives).cpu().long()              # [T, B]
-        nfe = act.sum(0)                                     # [B]
+        nfe = (act * torch.tensor(forwards)[:, None]).sum(0)  # [B] forwards of the steps the row took part in
         local = (act.cumsum(0) - 1).T                         # [B, T] row-local index of each global step
         idx = order.clamp(min=0, max=act.shape[0] - 1)
         order = torch.where(order >= 0, torch.gather(local, 1, idx), torch.full_like(order, -1))

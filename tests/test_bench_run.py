@@ -171,6 +171,19 @@ def test_decode_batch_charges_each_row_its_own_forwards(llada_pipe):
     assert batch.nfe == [8, 8, 8]  # fixed schedule: steps
 
 
+def test_decode_batch_counts_every_lookahead_forward(llada_pipe):
+    """A lookahead step may run two forwards (the bare canvas, then the branches): a row alone is charged all."""
+    import dllm
+    from bench.runner import decode_batch
+    from dllm.engine import resolve_strategy
+
+    cfg = dllm.DecodeConfig(gen_length=16, block_length=8, strategy={"type": "lopa", "branches": 2,
+                                                                     "threshold": 0.6})
+    alone = decode_batch(llada_pipe.engine, [[8, 9, 10, 11]], cfg, resolve_strategy(cfg.strategy))
+    assert alone.nfe == [alone.nfe_batch] == dllm.generate(llada_pipe, input_ids=[[8, 9, 10, 11]], gen_length=16,
+                                                           block_length=8, strategy=cfg.strategy).nfe
+
+
 def test_cli_errors(llada_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: --param without a --strategy before it
         cli.main(["bench", "--param", "threshold=0.9", "--out", str(tmp_path / "x")])

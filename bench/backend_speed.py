@@ -240,6 +240,7 @@ def _median(xs):
 def time_torch(model, rows, cfg_dec, strategy, args, device) -> dict:
     import torch
 
+    from dllm.decoding import run_to_end
     from dllm.engine import Engine
 
     eng = Engine(model)
@@ -248,13 +249,7 @@ def time_torch(model, rows, cfg_dec, strategy, args, device) -> dict:
     def decode():
         sync()
         t = time.perf_counter()
-        gen = eng.run(rows, cfg_dec, strategy)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                res = stop.value
-                break
+        res = run_to_end(eng.run(rows, cfg_dec, strategy))
         seqs = res.sequences.cpu().tolist()
         sync()
         return time.perf_counter() - t, res, seqs

@@ -131,6 +131,7 @@ def main(argv=None) -> int:
 
     import dllm
     from decoders import get_strategy
+    from dllm.decoding import run_to_end
     from dllm.engine import Engine
     from dllm.lookahead import BranchContext, LocalBranches
 
@@ -176,13 +177,7 @@ def main(argv=None) -> int:
         if not args.no_e2e:
             dc = dllm.DecodeConfig(gen_length=G, block_length=BL, strategy=strat.to_dict())
             t = time.perf_counter()
-            gen = engine.run(prompts, dc)
-            while True:
-                try:
-                    next(gen)
-                except StopIteration as stop:
-                    res = stop.value
-                    break
+            res = run_to_end(engine.run(prompts, dc))
             _sync(dev)
             wall = time.perf_counter() - t
             rec["iteration_ms"] = wall * 1e3 / max(1, res.nfe)

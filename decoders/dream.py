@@ -105,7 +105,11 @@ class DreamOrigin(_DreamBase):
 
 @dataclass(frozen=True)
 class _DreamTopK(_DreamBase):
-    """Shared step of the scored Dream algorithms."""
+    """Shared fields and step of the scored Dream algorithms."""
+
+    alg_temp: Optional[float] = None
+    eps: float = 1e-3
+    precision: Literal["float32", "float64"] = "float32"
 
     def _score(self, tokens: Any, q: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -148,10 +152,6 @@ class DreamMaskGITPlus(_DreamTopK):
         precision: dtype of the sampling distribution (Dream: float32).
     """
 
-    alg_temp: Optional[float] = None
-    eps: float = 1e-3
-    precision: Literal["float32", "float64"] = "float32"
-
     def _score(self, tokens: Any, q: Any) -> Any:
         return ops.take_last(q, tokens)
 
@@ -164,10 +164,6 @@ class DreamTopKMargin(_DreamTopK):
     Args: as ``maskgit_plus``.
     """
 
-    alg_temp: Optional[float] = None
-    eps: float = 1e-3
-    precision: Literal["float32", "float64"] = "float32"
-
     def _score(self, tokens: Any, q: Any) -> Any:
         return ops.margin(q)
 
@@ -179,10 +175,6 @@ class DreamEntropy(_DreamTopK):
 
     Args: as ``maskgit_plus``.
     """
-
-    alg_temp: Optional[float] = None
-    eps: float = 1e-3
-    precision: Literal["float32", "float64"] = "float32"
 
     def _score(self, tokens: Any, q: Any) -> Any:
         return ops.neg_entropy_eps(q, 1e-10)

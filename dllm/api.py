@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .config import DecodeConfig
+from .decoding import run_to_end
 from .outputs import GenerationOutput, StepEvent
 
 #: Folder of the project's reference model, used when no model is given.
@@ -302,13 +303,7 @@ def generate_from_config(model_or_path, config: DecodeConfig, prompts=None, inpu
         if pipe.backend == "jax":  # the whole decode loop compiled (no per-step events)
             res = engine.decode(rows[i:i + bs], config, strat, record_history=return_history)
         else:
-            gen = engine.run(rows[i:i + bs], config, strat, record_history=return_history)
-            while True:  # drain the step events; the generator's return value is the batch result
-                try:
-                    next(gen)
-                except StopIteration as stop:
-                    res = stop.value
-                    break
+            res = run_to_end(engine.run(rows[i:i + bs], config, strat, record_history=return_history))
         n = len(rows[i:i + bs])
         seqs.append(host(res.sequences))
         nfe += [res.nfe] * n

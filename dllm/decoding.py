@@ -51,6 +51,15 @@ def special_ids(config: DecodeConfig, mask_id: int | None, eos_id: int | None, e
     return mask_id, eos_id, eot_id, pad_id
 
 
+def run_to_end(gen):
+    """Drain a decoding generator (``Engine.run`` and friends) and return its return value, the batch result."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
 def prompt_rows(input_ids, vocab_size: int | None) -> list[list[int]]:
     """The prompts as lists of ints, checked: at least one, every id in ``[0, vocab_size)``."""
     rows = [list(map(int, r)) for r in input_ids]

@@ -80,7 +80,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from .config import DecodeConfig
-from .decoding import demoted_ids, prompt_rows, resolve_strategy, special_ids, strategy_label
+from .decoding import demoted_ids, prompt_rows, resolve_strategy, run_to_end, special_ids, strategy_label
 from .outputs import StepEvent
 
 from decoders import SamplingParams, StepInput  # the strategy contract types (architecture.md §2)
@@ -734,12 +734,7 @@ class JaxEngine:
                     raise
                 warnings.warn(f"strategy {setup['label']!r} cannot run in a compiled while-loop ({e}); "
                               "using the step-driven loop.", RuntimeWarning, stacklevel=2)
-        gen = self.run(input_ids, config, strategy, record_history=record_history)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return run_to_end(self.run(input_ids, config, strategy, record_history=record_history))
 
     def _lookahead(self, input_ids, config, strategy, record_history) -> BatchResult:
         """LoPA lookahead branches (``requires_branches``): the JAX branch loop of

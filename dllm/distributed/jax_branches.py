@@ -40,6 +40,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..decoding import run_to_end
+
 __all__ = ["make_mesh", "initialize_distributed", "JaxLookahead", "LookaheadResult", "generate", "main"]
 
 AXIS = "branch"
@@ -296,12 +298,7 @@ class JaxLookahead:
                  record_history: bool = False) -> LookaheadResult:
         """Decode one batch of prompts (ragged, left-padded) with LoPA; ``strategy`` defaults to
         ``config.strategy`` (a ``lopa`` dict / object). Every process of a multi-host run calls this alike."""
-        gen = self.run(input_ids, config, strategy, record_history=record_history)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return run_to_end(self.run(input_ids, config, strategy, record_history=record_history))
 
     def run(self, input_ids: Sequence[Sequence[int]], config, strategy=None, *, record_history: bool = False):
         """:meth:`generate` as a generator: yields a :class:`~dllm.outputs.StepEvent` (NumPy arrays) per

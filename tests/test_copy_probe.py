@@ -1,0 +1,50 @@
+"""The synthetic copy probe: rows have the documented structure, bad settings are named, a run logs."""
+import json
+
+import pytest
+
+from distill.copy_probe import ProbeData, build_parser, main
+
+
+def _args(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize("item_tokens,last", [(2, 192), (1, 0)])
+def test_rows_put_the_target_list_right_before_the_turn_end_and_pad_the_answer(item_tokens, last):
+    data = ProbeData(_args("--item-tokens", str(item_tokens), "--last-names", str(last)))
+    t = data.tok
+    for _ in range(20):
+        prompt, answer = data.row()
+        assert len(answer) == data.gen_length
+        n = answer.index(t["eos"])
+        target = answer[:n]
+        assert all(x == t["eos"] for x in answer[n:])
+        assert prompt[-3:] == [t["suffix_a"], t["suffix_b"], t["assistant"]]
+        assert prompt[-3 - n:-3] == target
+        assert target[0] == t["list_open"] and target[-1] == t["list_close"]
+        names = [x for x in target if x < data.args.first_names + data.args.last_names]
+        assert len(names) == len(set(names))
+
+
+def test_distractor_probability_controls_the_one_shot_turn():
+    with_shot = ProbeData(_args("--distractor", "1"))
+    without = ProbeData(_args("--distractor", "0"))
+    user = with_shot.tok["user"]
+    assert all(with_shot.row()[0].count(user) == 2 for _ in range(5))
+    assert all(without.row()[0].count(user) == 1 for _ in range(5))
+
+
+def test_bad_vocabulary_settings_name_the_flag():
+    with pytest.raises(ValueError, match="--last-names"):
+        ProbeData(_args("--item-tokens", "1"))
+    with pytest.raises(ValueError, match="--first-names"):
+        ProbeData(_args("--first-names", "4"))
+
+
+def test_a_short_run_logs_finite_answer_ce(tmp_path):
+    log = tmp_path / "probe.jsonl"
+    main(["--steps", "3", "--batch-size", "4", "--width", "32", "--heads", "2", "--log", str(log), "--log-every", "1"])
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(0 < r["answer_ce"] < 20 for r in rows)

@@ -28,10 +28,12 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
 
 from dllm.models.config import DLLMConfig
 from dllm.models.torch_model import DiffusionTransformer
+
+from .data import Example, collate
+from .train import draw_masked_answer_slots, ensure_one_masked, masked_ce
 
 # Symbolic token ids after the content vocabulary.
 _SPECIALS = ("pad", "bos", "eos", "mask", "user", "assistant", "list_open", "item_sep", "item_open", "list_close",
@@ -107,29 +109,18 @@ class ProbeData:
 
 
 def answer_ce(model, data: ProbeData, batch_size: int, suffix_rows: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss to optimise, mean CE over masked answer slots) of one fresh batch."""
-    rows = [data.row() for _ in range(batch_size)]
-    G, g, t = data.gen_length, data.gen, data.tok
-    T = max(len(p) + G for p, _ in rows)
-    ids = torch.full((batch_size, T), t["pad"])
-    attn = torch.zeros(batch_size, T, dtype=torch.bool)
-    for b, (p, a) in enumerate(rows):
-        ids[b, T - len(p) - G:] = torch.tensor(p + a)
-        attn[b, T - len(p) - G:] = True
-    pos = (attn.long().cumsum(-1) - 1).clamp(min=0)
-    slot = torch.arange(T) - (T - G)  # answer slot index, negative in the prompt
-    answer = (slot >= 0).expand(batch_size, T)
-    rate = ((torch.arange(batch_size) + torch.rand(batch_size, generator=g)) / batch_size).clamp(min=0.02)
-    masked = (torch.rand(batch_size, T, generator=g) < rate[:, None]) & answer
+    """(loss to optimise, mean CE over masked answer slots) of one fresh batch, masked as the trainer does."""
+    examples = [Example("copy_probe", tuple(p), tuple(a)) for p, a in (data.row() for _ in range(batch_size))]
+    batch = collate(examples, data.tok["pad"])
+    answer, g, G = batch["answer_mask"], data.gen, data.gen_length
+    masked = draw_masked_answer_slots(answer, 0.02, g)
+    # Suffix rows: answer slots from a random cut onwards, like a left-to-right decode's state.
+    slot = torch.arange(answer.shape[1]) - (answer.shape[1] - G)  # answer slot index, negative in the prompt
     cut = torch.randint(0, G, (batch_size,), generator=g)
     suffix = torch.rand(batch_size, generator=g) < suffix_rows
     masked = torch.where(suffix[:, None], (slot[None] >= cut[:, None]) & answer, masked)
-    masked[:, -G] |= ~masked.any(-1)
-    logits = model.raw_logits(torch.where(masked, t["mask"], ids), attn, pos)
-    ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
-    row = torch.nonzero(masked)[:, 0]
-    per_row = torch.zeros(batch_size).index_add_(0, row, ce) / masked.sum(-1)
-    return per_row.mean(), ce.mean().detach()
+    loss, ce = masked_ce(model, batch, ensure_one_masked(masked, answer), data.tok["mask"])
+    return loss, ce.mean().detach()
 
 
 def main(argv=None) -> int:

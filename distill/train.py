@@ -68,23 +68,46 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def masked_diffusion_loss(model, batch: dict, mask_id: int, t_min: float, generator: torch.Generator,
-                          bf16: bool = False) -> torch.Tensor:
-    """Mean CE over masked answer positions per row, averaged over rows (see module docstring)."""
-    ids, ans = batch["input_ids"], batch["answer_mask"]
-    B = ids.shape[0]
+def draw_masked_answer_slots(answer_mask: torch.Tensor, t_min: float, generator: torch.Generator) -> torch.Tensor:
+    """Mask each answer slot with its row's stratified rate ``t_b = (b + u) / B`` (clipped to ``t_min``).
+
+    ``answer_mask [B, T]`` bool → ``masked [B, T]`` bool. Draws ``rand(B)`` then ``rand(B, T)`` from
+    ``generator`` (callers that add their own draws rely on this order).
+    """
+    B = answer_mask.shape[0]
     t = ((torch.arange(B) + torch.rand(B, generator=generator)) / B).clamp(min=t_min)[:, None]
-    masked = (torch.rand(ids.shape, generator=generator) < t) & ans
-    # Every row trains on at least one position: force its first answer slot if nothing was drawn.
-    first = ans & (ans.long().cumsum(-1) == 1)
-    masked = masked | (first & ~masked.any(-1, keepdim=True))
+    return (torch.rand(answer_mask.shape, generator=generator) < t) & answer_mask
+
+
+def ensure_one_masked(masked: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+    """Every row trains on at least one position: mask its first answer slot if nothing was drawn."""
+    first = answer_mask & (answer_mask.long().cumsum(-1) == 1)
+    return masked | (first & ~masked.any(-1, keepdim=True))
+
+
+def masked_ce(model, batch: dict, masked: torch.Tensor, mask_id: int,
+              bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace ``masked [B, T]`` slots of ``batch["input_ids"]`` by ``mask_id`` and score the model on them.
+
+    Returns ``(loss, ce)``: ``loss`` is the mean CE over each row's masked slots, averaged over rows (rows with
+    no masked slot count as 0); ``ce [M]`` is the CE of every masked slot in row-major order.
+    """
+    ids = batch["input_ids"]
     noisy = torch.where(masked, torch.full_like(ids, mask_id), ids)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model.raw_logits(noisy, batch["attention_mask"], batch["position_ids"])
     ce = F.cross_entropy(logits[masked].float(), ids[masked], reduction="none")
     row = torch.nonzero(masked)[:, 0]
-    per_row = torch.zeros(B).index_add_(0, row, ce) / masked.sum(-1).clamp(min=1)
-    return per_row.mean()
+    per_row = torch.zeros(ids.shape[0]).index_add_(0, row, ce) / masked.sum(-1).clamp(min=1)
+    return per_row.mean(), ce
+
+
+def masked_diffusion_loss(model, batch: dict, mask_id: int, t_min: float, generator: torch.Generator,
+                          bf16: bool = False) -> torch.Tensor:
+    """Mean CE over masked answer positions per row, averaged over rows (see module docstring)."""
+    ans = batch["answer_mask"]
+    masked = ensure_one_masked(draw_masked_answer_slots(ans, t_min, generator), ans)
+    return masked_ce(model, batch, masked, mask_id, bf16=bf16)[0]
 
 
 def build_model(cfg: TrainConfig, tokenizer) -> DiffusionTransformer:

@@ -14,8 +14,10 @@ A row is ``BOS USER [one-shot list, its copy] USER list SUFFIX ANSWER_HEADER`` f
 * ``--distractor P``: probability that the one-shot turn is present (a second, unrelated list before the test
   one).
 
-Masking is the trainer's (stratified ``t``, answer slots only, per-row mean CE), optionally with a fraction of
-rows masked as a contiguous suffix (``--suffix-rows``). The log line is the mean CE over masked answer slots;
+Masking and loss are the trainer's own functions (stratified ``t``, answer slots only, per-row mean CE),
+optionally with a fraction of rows masked as a contiguous suffix (``--suffix-rows``). Weights are drawn from
+N(0, 0.02) without the trainer's 1/sqrt(2·layers) scaling of the residual output projections, and the optimiser
+uses a constant learning rate without weight decay. The log line is the mean CE over masked answer slots;
 a model that cannot copy stays at about ``name_fraction * log(#names)``; a copying model goes to ~0.
 
     python -m distill.copy_probe --steps 1000 --tie           # the task-like setting (plateaus, see docs)

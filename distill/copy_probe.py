@@ -9,7 +9,8 @@ A row is ``BOS USER [one-shot list, its copy] USER list SUFFIX ANSWER_HEADER`` f
 (the list, then EOS up to ``gen_length``), mimicking the chat format with symbolic tokens:
 
 * ``--item-tokens 2`` items are ``first last`` pairs framed by separator tokens like the word tokenizer's
-  ``["`` / ``",`` / ``Ġ"`` / ``"]`` (``--item-tokens 1``: bare tokens, no separators);
+  ``["`` / ``",`` / ``Ġ"`` / ``"]`` (``--no-separators``: only the list's open/close tokens, same canvas length;
+  ``--item-tokens 1``: bare tokens, no separators);
 * ``--first-names`` / ``--last-names`` set the content vocabulary (92 / 192 in ParallelBench's name lists);
 * ``--distractor P``: probability that the one-shot turn is present (a second, unrelated list before the test
   one).
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-names", type=int, default=192)
     p.add_argument("--min-items", type=int, default=3)
     p.add_argument("--max-items", type=int, default=6)
+    p.add_argument("--no-separators", action="store_true",
+                   help="two-token items without the separator tokens between them (same canvas length)")
     p.add_argument("--distractor", type=float, default=1.0, help="probability of the one-shot turn")
     p.add_argument("--suffix-rows", type=float, default=0.0, help="fraction of rows masked as a suffix")
     p.add_argument("--seed", type=int, default=0)
@@ -73,6 +76,8 @@ class ProbeData:
             raise ValueError("--item-tokens 1 uses --first-names only; pass --last-names 0.")
         if args.item_tokens == 2 and args.last_names < args.max_items:
             raise ValueError(f"--last-names must be >= --max-items ({args.max_items}) for two-token items.")
+        if args.item_tokens == 1 and args.no_separators:
+            raise ValueError("--no-separators applies to --item-tokens 2 (single-token items have none).")
         if args.first_names < args.max_items:
             raise ValueError(f"--first-names must be >= --max-items ({args.max_items}).")
         self.args = args
@@ -95,7 +100,8 @@ class ProbeData:
         lasts = (torch.randperm(a.last_names, generator=self.gen)[:n] + a.first_names).tolist()
         out = [t["list_open"]]
         for i in range(n):
-            out += [firsts[i], lasts[i]] + ([t["item_sep"], t["item_open"]] if i < n - 1 else [t["list_close"]])
+            sep = [t["item_sep"], t["item_open"]] if not a.no_separators else []
+            out += [firsts[i], lasts[i]] + (sep if i < n - 1 else [t["list_close"]])
         return out
 
     def row(self) -> tuple[list[int], list[int]]:

@@ -85,6 +85,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (cosine decay)")
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
+    p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
+                   help="final lr as a fraction of --lr (1.0: constant lr after warm-up)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, init and masking")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
@@ -98,6 +100,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                      min_lr_ratio=args.min_lr_ratio,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16)

@@ -57,6 +57,13 @@ class TrainConfig:
     bf16: bool = True
     tasks: str = "offline"
 
+    def __post_init__(self):
+        if not 0.0 < self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in (0, 1] (1.0 keeps the lr constant), got {self.min_lr_ratio}")
+        if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"need lr > 0, steps >= 0 and batch_size >= 1; got lr={self.lr}, steps={self.steps}, "
+                             f"batch_size={self.batch_size}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -27,6 +27,20 @@ def test_rows_put_the_target_list_right_before_the_turn_end_and_pad_the_answer(i
         assert len(names) == len(set(names))
 
 
+def test_no_separators_keeps_only_the_list_frame_and_the_canvas_length():
+    plain = ProbeData(_args("--no-separators", "--distractor", "0"))
+    framed = ProbeData(_args("--distractor", "0"))
+    assert plain.gen_length == framed.gen_length
+    t = plain.tok
+    for _ in range(10):
+        target = plain.row()[1]
+        target = target[:target.index(t["eos"])]
+        assert t["item_sep"] not in target and t["item_open"] not in target
+        assert target[0] == t["list_open"] and target[-1] == t["list_close"] and len(target) % 2 == 0
+    with pytest.raises(ValueError, match="--no-separators"):
+        ProbeData(_args("--item-tokens", "1", "--last-names", "0", "--no-separators"))
+
+
 def test_distractor_probability_controls_the_one_shot_turn():
     with_shot = ProbeData(_args("--distractor", "1"))
     without = ProbeData(_args("--distractor", "0"))

@@ -79,3 +79,15 @@ def test_loss_masks_only_answer_slots_and_at_least_one_per_row():
     assert not (masked & ~batch["answer_mask"]).any()          # prompt and padding are never masked
     assert masked.any(-1).all()                                  # every row trains on something
     torch.testing.assert_close(loss, torch.log(torch.tensor(16.0)))  # uniform logits: CE = log V
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor_or_stays_constant():
+    from distill.train import TrainConfig, lr_at
+
+    cosine = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
+    assert lr_at(cosine, 0) == pytest.approx(1e-4) and lr_at(cosine, 9) == pytest.approx(1e-3)
+    assert lr_at(cosine, 100) == pytest.approx(1e-4) and lr_at(cosine, 55) < lr_at(cosine, 20)
+    constant = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=1.0)
+    assert {round(lr_at(constant, s), 12) for s in range(10, 101)} == {1e-3}
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        TrainConfig(min_lr_ratio=0.0)

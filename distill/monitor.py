@@ -56,9 +56,7 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
 
 
 def main(argv=None) -> int:
-    from transformers import AutoTokenizer
-
-    from dllm.models.torch_loader import load_torch_model
+    import dllm
 
     from .reference import offline_task_names
 
@@ -72,8 +70,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_torch_model(args.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    # The project's loader: names a missing folder, and silences transformers' "model of type llada" notice.
+    pipe = dllm.load(args.model, device="cpu")
+    model, tokenizer = pipe.model.eval(), pipe.tokenizer
     for t in args.t or [0.3, 1.0]:
         rows = score_tasks(model, tokenizer, offline_task_names(), args.per_task, t, args.seed)
         if args.json:

@@ -83,7 +83,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=d.out, help="run folder (state, loss log, exported model/); re-run to resume")
     p.add_argument("--steps", type=int, default=d.steps, help="total optimizer steps (may be raised on resume)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (cosine decay)")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (cosine decay to --min-lr-ratio)")
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
                    help="final lr as a fraction of --lr (1.0: constant lr after warm-up)")

@@ -69,6 +69,8 @@ def test_bad_settings_are_named(tiny):
 def test_cli_scores_the_shipped_model_as_json_lines(capsys):
     import json
 
-    assert monitor.main(["--model", "dllm/reference_model", "--per-task", "1", "--t", "0.5", "--json"]) == 0
+    from dllm.api import default_model_path
+
+    assert monitor.main(["--model", str(default_model_path()), "--per-task", "1", "--t", "0.5", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 12 and {r["t"] for r in rows} == {0.5} and all(r["n"] == 1 for r in rows)

@@ -60,8 +60,17 @@ def build_reference_tokenizer():
     return build_word_tokenizer(tokenizer_corpus())
 
 
-def example_maker(tokenizer, seed: int):
-    """``make_example(step_rng)``: a train item of a uniformly chosen task."""
+def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0):
+    """``make_example(step_rng)``: a train item of a uniformly chosen task.
+
+    ``zero_shot_fraction`` of the items (decided by a hash of the item's seed, so the step RNG stream and hence
+    every other row are unchanged) drop the one-shot turn: the row is just the test question and its answer. It
+    is a curriculum aid, not the evaluation format — ``dllm bench`` always prompts one-shot. Shorter rows with a
+    single list make the copy-from-prompt mechanism the list tasks need easier to find (session 4 of
+    docs/reference_model.md).
+    """
+    import random
+
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
@@ -72,8 +81,12 @@ def example_maker(tokenizer, seed: int):
         # A fresh train stream per example, seeded from the step's RNG: the data of step s depends on (seed, s)
         # only, so a resumed run trains on exactly the examples an uninterrupted one would.
         name = names[rng.randrange(len(names))]
-        item = next(iter_train_items([name], seed=seed * 2**32 + rng.getrandbits(32)))
-        return encode_example(tokenizer, name, item.messages, item.target_text, gen_len[name])
+        item_seed = seed * 2**32 + rng.getrandbits(32)
+        item = next(iter_train_items([name], seed=item_seed))
+        messages = item.messages
+        if zero_shot_fraction and random.Random(f"zero-shot:{item_seed}").random() < zero_shot_fraction:
+            messages = messages[-1:]
+        return encode_example(tokenizer, name, messages, item.target_text, gen_len[name])
 
     return make
 
@@ -92,6 +105,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
     p.add_argument("--num-heads", type=int, default=d.num_heads, help="attention heads")
     p.add_argument("--intermediate-size", type=int, default=d.intermediate_size, help="SwiGLU hidden size")
+    p.add_argument("--zero-shot-fraction", type=float, default=d.zero_shot_fraction,
+                   help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch default)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
@@ -103,7 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
                       min_lr_ratio=args.min_lr_ratio,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
-                      save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16)
+                      save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
+                      zero_shot_fraction=args.zero_shot_fraction)
     tok_dir = Path(cfg.out) / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
         from transformers import AutoTokenizer
@@ -111,7 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     else:
         tokenizer = build_reference_tokenizer()
-    model_dir = train(cfg, example_maker(tokenizer, cfg.seed), tokenizer, progress=not args.no_progress)
+    model_dir = train(cfg, example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction), tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0
 

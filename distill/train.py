@@ -56,8 +56,11 @@ class TrainConfig:
     threads: int = 2
     bf16: bool = True
     tasks: str = "offline"
+    zero_shot_fraction: float = 0.0  # curriculum: train rows without the one-shot turn (see distill.reference)
 
     def __post_init__(self):
+        if not 0.0 <= self.zero_shot_fraction <= 1.0:
+            raise ValueError(f"zero_shot_fraction must be in [0, 1], got {self.zero_shot_fraction}")
         if not 0.0 < self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in (0, 1] (1.0 keeps the lr constant), got {self.min_lr_ratio}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:

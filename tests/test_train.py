@@ -91,3 +91,24 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor_or_stays_constant():
     assert {round(lr_at(constant, s), 12) for s in range(10, 101)} == {1e-3}
     with pytest.raises(ValueError, match="min_lr_ratio"):
         TrainConfig(min_lr_ratio=0.0)
+
+
+def test_zero_shot_fraction_drops_only_the_one_shot_turn_and_keeps_the_data_stream():
+    import random
+
+    from transformers import AutoTokenizer
+
+    from distill.train import TrainConfig
+
+    tok = AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))
+    official, curriculum = reference.example_maker(tok, 0, 0.0), reference.example_maker(tok, 0, 0.5)
+    pairs = [(official(random.Random(i)), curriculum(random.Random(i))) for i in range(24)]
+    shorter = [c for o, c in pairs if len(c.prompt_ids) < len(o.prompt_ids)]
+    assert 0 < len(shorter) < len(pairs)                       # about half the rows, not none or all
+    for o, c in pairs:
+        assert (o.task, o.answer_ids) == (c.task, c.answer_ids)  # same items in the same order
+        assert c.prompt_ids == o.prompt_ids or c.prompt_ids == o.prompt_ids[:1] + o.prompt_ids[-len(c.prompt_ids) + 1:]
+    bos = tok.bos_token_id
+    assert all(c.prompt_ids[0] == bos and c.prompt_ids.count(bos) == 1 for c in shorter)
+    with pytest.raises(ValueError, match="zero_shot_fraction"):
+        TrainConfig(zero_shot_fraction=1.5)

@@ -4,8 +4,11 @@
 scores a saved model folder (e.g. ``runs/reference/model``, exported every ``--save-every`` steps while training
 runs) on fixed validation items of each task: every answer slot is masked independently with probability ``t``
 (the training corruption, fixed seed, so successive checkpoints see the same masks) and the model predicts them in
-one forward. Reported per task: mean cross-entropy over masked slots and argmax accuracy over masked *content*
-slots (answer tokens before the end-of-text padding, which is trivially predictable).
+one forward. Reported per task: mean cross-entropy over masked slots, argmax accuracy over masked *content*
+slots (answer tokens before the end-of-text padding, which is trivially predictable), and ``item_acc``, the same
+accuracy over only the content slots whose token is *not* shared by every scored answer of the task: the names
+of a list answer, without the ``["`` / ``",`` framing that is about half of its tokens (``None`` where every
+answer token is shared, as in the 4×4 puzzles).
 
 ``t = 1`` is the first step of a decode (nothing committed yet); small ``t`` is the end of a decode, where a model
 that copies from the prompt is near 100 % and one on the "marginal names" plateau is not.
@@ -24,7 +27,7 @@ from .data import collate, encode_example
 
 
 def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0) -> list[dict]:
-    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc"}`` on its first ``per_task`` validation
+    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` on its first ``per_task`` validation
     items. Masks are drawn from ``seed`` per task, so the same call on another checkpoint sees the same masks."""
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
@@ -44,14 +47,18 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
         g = torch.Generator().manual_seed(seed)
         masked = (torch.rand(ids.shape, generator=g) < t) & answer
         content = answer & (ids != cfg.eos_token_id)
+        answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
+        shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
+        item = content & ~torch.isin(ids, shared)
         with torch.no_grad():
             logits = model.raw_logits(torch.where(masked, cfg.mask_token_id, ids), batch["attention_mask"],
                                       batch["position_ids"]).float()
         ce = F.cross_entropy(logits[masked], ids[masked]) if masked.any() else torch.tensor(float("nan"))
         hit = (logits.argmax(-1) == ids) & masked & content
-        n_content = int((masked & content).sum())
+        n_content, n_item = int((masked & content).sum()), int((masked & item).sum())
         rows.append({"task": name, "t": t, "n": len(items), "masked_ce": round(float(ce), 4),
-                     "content_acc": round(int(hit.sum()) / n_content, 4) if n_content else None})
+                     "content_acc": round(int(hit.sum()) / n_content, 4) if n_content else None,
+                     "item_acc": round(int((hit & item).sum()) / n_item, 4) if n_item else None})
     return rows
 
 
@@ -79,10 +86,10 @@ def main(argv=None) -> int:
             for r in rows:
                 print(json.dumps(r))
             continue
-        print(f"t = {t}: task, masked-slot CE, content accuracy")
+        print(f"t = {t}: task, masked-slot CE, content accuracy, item (name) accuracy")
         for r in rows:
-            acc = "n/a" if r["content_acc"] is None else f"{100 * r['content_acc']:.1f}%"
-            print(f"  {r['task']:<28} {r['masked_ce']:>7.3f} {acc:>7}")
+            acc, item = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%" for k in ("content_acc", "item_acc"))
+            print(f"  {r['task']:<28} {r['masked_ce']:>7.3f} {acc:>7} {item:>7}")
     return 0
 
 

@@ -48,13 +48,26 @@ def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_mask
     monkeypatch.setattr(monitor, "collate", collate_and_leak)
     for r in monitor.score_tasks(oracle, tok, TASKS, per_task=2, t=1.0):
         assert r["content_acc"] == 1.0 and r["masked_ce"] < 1e-6
+        assert r["item_acc"] == (1.0 if r["task"].startswith("waiting_line") else None)  # 4x4 grids: all shared
+
+    # Right framing, wrong names: every alphabetic (name) token is replaced by another one.
+    is_name = torch.tensor([tok.convert_ids_to_tokens(i).lstrip("Ġ").isalpha() and i >= 8 for i in range(len(tok))])
+
+    class FormatOnly(_Oracle):
+        def raw_logits(self, ids, attention_mask, position_ids):
+            wrong = torch.where(is_name[self.truth], (self.truth + 1) % self.vocab, self.truth)
+            return torch.nn.functional.one_hot(wrong, self.vocab).float() * 50
+
+    oracle.__class__ = FormatOnly
+    row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
+    assert row["item_acc"] == 0.0 and 0.3 < row["content_acc"] < 0.7
 
     class Echo(_Oracle):
         def raw_logits(self, ids, attention_mask, position_ids):
             return torch.nn.functional.one_hot(ids, self.vocab).float() * 50
 
     for r in monitor.score_tasks(Echo(model.config, len(tok)), tok, TASKS, per_task=2, t=1.0):
-        assert r["content_acc"] == 0.0 and r["masked_ce"] > 10
+        assert r["content_acc"] == 0.0 and r["masked_ce"] > 10 and r["item_acc"] in (0.0, None)
 
 
 def test_bad_settings_are_named(tiny):

@@ -109,6 +109,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch default)")
+    p.add_argument("--device", default=d.device, help="cpu, or cuda[:N] to train on a GPU (resumable across devices)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -119,7 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
-                      zero_shot_fraction=args.zero_shot_fraction)
+                      zero_shot_fraction=args.zero_shot_fraction, device=args.device)
     tok_dir = Path(cfg.out) / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
         from transformers import AutoTokenizer

@@ -57,8 +57,11 @@ class TrainConfig:
     bf16: bool = True
     tasks: str = "offline"
     zero_shot_fraction: float = 0.0  # curriculum: train rows without the one-shot turn (see distill.reference)
+    device: str = "cpu"  # "cuda" (or "cuda:N") to train on a GPU; a run may be resumed on another device
 
     def __post_init__(self):
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if not 0.0 <= self.zero_shot_fraction <= 1.0:
             raise ValueError(f"zero_shot_fraction must be in [0, 1], got {self.zero_shot_fraction}")
         if not 0.0 < self.min_lr_ratio <= 1.0:
@@ -103,19 +106,23 @@ def masked_ce(model, batch: dict, masked: torch.Tensor, mask_id: int,
     no masked slot count as 0); ``ce [M]`` is the CE of every masked slot in row-major order.
     """
     ids = batch["input_ids"]
+    masked = masked.to(ids.device)
     noisy = torch.where(masked, torch.full_like(ids, mask_id), ids)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model.raw_logits(noisy, batch["attention_mask"], batch["position_ids"])
     ce = F.cross_entropy(logits[masked].float(), ids[masked], reduction="none")
     row = torch.nonzero(masked)[:, 0]
-    per_row = torch.zeros(ids.shape[0]).index_add_(0, row, ce) / masked.sum(-1).clamp(min=1)
+    per_row = torch.zeros(ids.shape[0], device=ids.device).index_add_(0, row, ce) / masked.sum(-1).clamp(min=1)
     return per_row.mean(), ce
 
 
 def masked_diffusion_loss(model, batch: dict, mask_id: int, t_min: float, generator: torch.Generator,
                           bf16: bool = False) -> torch.Tensor:
-    """Mean CE over masked answer positions per row, averaged over rows (see module docstring)."""
-    ans = batch["answer_mask"]
+    """Mean CE over masked answer positions per row, averaged over rows (see module docstring).
+
+    Masks are drawn on the CPU ``generator`` whatever the batch's device, so a run is the same data and masks on
+    CPU and GPU."""
+    ans = batch["answer_mask"].cpu()
     masked = ensure_one_masked(draw_masked_answer_slots(ans, t_min, generator), ans)
     return masked_ce(model, batch, masked, mask_id, bf16=bf16)[0]
 
@@ -156,14 +163,17 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state_path = out / "train_state.pt"
-    model = build_model(cfg, tokenizer)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {cfg.device}: this torch build sees no CUDA device; use --device cpu.")
+    model = build_model(cfg, tokenizer).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     step = 0
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "seed", "batch_size", "tasks"):
             if saved[key] != getattr(cfg, key):
@@ -193,6 +203,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     try:
         while step < cfg.steps and not interrupted["flag"]:
             batch = collate(batch_for_step(make_example, step, cfg.batch_size, cfg.seed), pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)

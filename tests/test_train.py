@@ -112,3 +112,14 @@ def test_zero_shot_fraction_drops_only_the_one_shot_turn_and_keeps_the_data_stre
     assert all(c.prompt_ids[0] == bos and c.prompt_ids.count(bos) == 1 for c in shorter)
     with pytest.raises(ValueError, match="zero_shot_fraction"):
         TrainConfig(zero_shot_fraction=1.5)
+
+
+def test_device_is_validated_and_a_missing_gpu_is_named(tmp_path):
+    from distill.train import TrainConfig
+
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda"):
+            reference.main(["--out", str(tmp_path / "gpu"), "--steps", "1", "--device", "cuda"] + TINY)
+        assert not (tmp_path / "gpu" / "train_state.pt").exists()

@@ -162,6 +162,7 @@ def main(argv=None) -> int:
             print(json.dumps(record), flush=True)
             if log:
                 log.write(json.dumps(record) + "\n")
+                log.flush()  # a probe stopped early keeps every logged step
     if log:
         log.close()
     return 0

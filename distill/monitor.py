@@ -27,8 +27,9 @@ from .data import collate, encode_example
 
 
 def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0) -> list[dict]:
-    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` on its first ``per_task`` validation
-    items. Masks are drawn from ``seed`` per task, so the same call on another checkpoint sees the same masks."""
+    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` on its first
+    ``per_task`` validation items. Masks are drawn from ``seed`` per task, so the same call on another checkpoint
+    sees the same masks."""
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
 

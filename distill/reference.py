@@ -128,7 +128,8 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     else:
         tokenizer = build_reference_tokenizer()
-    model_dir = train(cfg, example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction), tokenizer, progress=not args.no_progress)
+    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction)
+    model_dir = train(cfg, make_example, tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import random
 import string
 from pathlib import Path
 
@@ -69,8 +70,6 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0):
     single list make the copy-from-prompt mechanism the list tasks need easier to find (session 4 of
     docs/reference_model.md).
     """
-    import random
-
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 

@@ -78,7 +78,6 @@ def test_bad_settings_are_named(tiny):
         monitor.score_tasks(model, tok, TASKS, per_task=0, t=0.5)
 
 
-
 def test_cli_scores_the_shipped_model_as_json_lines(capsys):
     import json
 

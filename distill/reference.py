@@ -106,6 +106,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intermediate-size", type=int, default=d.intermediate_size, help="SwiGLU hidden size")
     p.add_argument("--zero-shot-fraction", type=float, default=d.zero_shot_fraction,
                    help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
+    p.add_argument("--length-buckets", type=int, default=d.length_buckets,
+                   help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default=d.device, help="cpu, or cuda[:N] to train on a GPU (resumable across devices)")
@@ -119,7 +121,8 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
-                      zero_shot_fraction=args.zero_shot_fraction, device=args.device)
+                      zero_shot_fraction=args.zero_shot_fraction, length_buckets=args.length_buckets,
+                      device=args.device)
     tok_dir = Path(cfg.out) / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
         from transformers import AutoTokenizer

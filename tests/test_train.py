@@ -123,3 +123,35 @@ def test_device_is_validated_and_a_missing_gpu_is_named(tmp_path):
         with pytest.raises(ValueError, match="--device cuda"):
             reference.main(["--out", str(tmp_path / "gpu"), "--steps", "1", "--device", "cuda"] + TINY)
         assert not (tmp_path / "gpu" / "train_state.pt").exists()
+
+
+def test_length_bucketed_backward_gives_the_full_batch_loss_and_gradient():
+    from dllm.models.config import DLLMConfig
+    from dllm.models.torch_model import DiffusionTransformer
+    from distill.train import bucketed_loss_backward, length_buckets
+
+    examples = [Example("t", tuple(range(4, 4 + n)), (20, 21, 3, 3)) for n in (9, 2, 5, 1, 7, 3, 4)]
+    assert sorted(sum(length_buckets(examples, 3), [])) == list(range(7))
+    assert [len(b) for b in length_buckets(examples, 3)] == [3, 2, 2]
+    assert [len(examples[i].prompt_ids) for i in length_buckets(examples, 3)[0]] == [1, 2, 3]
+    cfg = DLLMConfig(layout="llada", vocab_size=32, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=2,
+                     intermediate_size=24, max_position_embeddings=64, mask_token_id=31, eos_token_id=3,
+                     pad_token_id=0, bos_token_id=1, eot_token_id=2)
+    torch.manual_seed(0)
+    model = DiffusionTransformer(cfg)
+    grads = []
+    for n_buckets in (1, 3):
+        model.zero_grad()
+        value = bucketed_loss_backward(model, examples, pad_id=0, mask_id=31, t_min=0.02,
+                                       generator=torch.Generator().manual_seed(5), n_buckets=n_buckets,
+                                       device=torch.device("cpu"))
+        grads.append((value, [p.grad.clone() for p in model.parameters()]))
+    full = masked_diffusion_loss(model, collate(examples, 0), 31, 0.02, torch.Generator().manual_seed(5))
+    assert grads[0][0] == pytest.approx(full.item(), rel=1e-5)
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="length_buckets"):
+        from distill.train import TrainConfig
+        TrainConfig(length_buckets=0)
+    assert [len(b) for b in length_buckets(examples[:2], 4)] == [1, 1]  # more buckets than rows: one row each

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two-token items without the separator tokens between them (same canvas length)")
     p.add_argument("--distractor", type=float, default=1.0, help="probability of the one-shot turn")
     p.add_argument("--suffix-rows", type=float, default=0.0, help="fraction of rows masked as a suffix")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast, as `dllm train` does by default")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="AdamW weight decay on the 2-D weights (embeddings included), as `dllm train` (0.05)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
@@ -116,7 +119,8 @@ class ProbeData:
         return prompt, target + [t["eos"]] * (self.gen_length - len(target))
 
 
-def answer_ce(model, data: ProbeData, batch_size: int, suffix_rows: float) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_ce(model, data: ProbeData, batch_size: int, suffix_rows: float,
+              bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to optimise, mean CE over masked answer slots) of one fresh batch, masked as the trainer does."""
     examples = [Example("copy_probe", tuple(p), tuple(a)) for p, a in (data.row() for _ in range(batch_size))]
     batch = collate(examples, data.tok["pad"])
@@ -127,7 +131,7 @@ def answer_ce(model, data: ProbeData, batch_size: int, suffix_rows: float) -> tu
     cut = torch.randint(0, G, (batch_size,), generator=g)
     suffix = torch.rand(batch_size, generator=g) < suffix_rows
     masked = torch.where(suffix[:, None], (slot[None] >= cut[:, None]) & answer, masked)
-    loss, ce = masked_ce(model, batch, ensure_one_masked(masked, answer), data.tok["mask"])
+    loss, ce = masked_ce(model, batch, ensure_one_masked(masked, answer), data.tok["mask"], bf16=bf16)
     return loss, ce.mean().detach()
 
 
@@ -147,11 +151,14 @@ def main(argv=None) -> int:
     for p in model.parameters():
         if p.dim() == 2:
             torch.nn.init.normal_(p, std=0.02)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() == 2], "weight_decay": args.weight_decay},
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
     log = open(args.log, "a") if args.log else None
     t0, ema = time.time(), None
     for step in range(args.steps):
-        loss, ce = answer_ce(model, data, args.batch_size, args.suffix_rows)
+        loss, ce = answer_ce(model, data, args.batch_size, args.suffix_rows, args.bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -8,7 +8,8 @@ one forward. Reported per task: mean cross-entropy over masked slots, argmax acc
 slots (answer tokens before the end-of-text padding, which is trivially predictable), and ``item_acc``, the same
 accuracy over only the content slots whose token is *not* shared by every scored answer of the task: the names
 of a list answer, without the ``["`` / ``",`` framing that is about half of its tokens (``None`` where every
-answer token is shared, as in the 4×4 puzzles).
+answer token is shared, as in the 4×4 puzzles). ``item_first_acc`` / ``item_later_acc`` split it into the first
+token of each name (after framing) and the tokens that follow it inside the name (the last names).
 
 ``t = 1`` is the first step of a decode (nothing committed yet); small ``t`` is the end of a decode, where a model
 that copies from the prompt is near 100 % and one on the "marginal names" plateau is not.
@@ -26,10 +27,15 @@ import torch.nn.functional as F
 from .data import collate, encode_example
 
 
-def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0) -> list[dict]:
-    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` on its first
-    ``per_task`` validation items. Masks are drawn from ``seed`` per task, so the same call on another checkpoint
-    sees the same masks."""
+def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0,
+                zero_shot: bool = False) -> list[dict]:
+    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` (plus ``"zero_shot":
+    True`` when set) on its first ``per_task`` validation items. Masks are drawn from ``seed`` per task, so the
+    same call on another checkpoint sees the same masks.
+
+    ``zero_shot`` drops the one-shot turn (as ``dllm train --zero-shot-fraction`` does): a model that scores far
+    better without it has the copy mechanism but copies from the wrong list; one that scores the same lacks it.
+    The answer canvas keeps its length, so the masks are the same as in the one-shot call."""
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
 
@@ -42,11 +48,18 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
     for name in task_names:
         gen_len = get_task(name).max_tokens
         items = load_task(name, split="validation", limit=per_task)
-        batch = collate([encode_example(tokenizer, name, it.messages, it.target_text, gen_len) for it in items],
-                        cfg.pad_token_id)
+        one_shot = collate([encode_example(tokenizer, name, it.messages, it.target_text, gen_len) for it in items],
+                           cfg.pad_token_id)
+        batch = one_shot if not zero_shot else collate(
+            [encode_example(tokenizer, name, it.messages[-1:], it.target_text, gen_len) for it in items],
+            cfg.pad_token_id)
         ids, answer = batch["input_ids"], batch["answer_mask"]
+        # Drawn over the one-shot batch's shape in both modes; the answer canvas is its last gen_len columns
+        # either way, so zero-shot rows get exactly the same masked slots.
         g = torch.Generator().manual_seed(seed)
-        masked = (torch.rand(ids.shape, generator=g) < t) & answer
+        drawn = (torch.rand(one_shot["input_ids"].shape, generator=g) < t) & one_shot["answer_mask"]
+        masked = torch.zeros_like(answer)
+        masked[:, -gen_len:] = drawn[:, -gen_len:]
         content = answer & (ids != cfg.eos_token_id)
         answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
         shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
@@ -56,23 +69,31 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
                                       batch["position_ids"]).float()
         ce = F.cross_entropy(logits[masked], ids[masked]) if masked.any() else torch.tensor(float("nan"))
         hit = (logits.argmax(-1) == ids) & masked & content
-        n_content, n_item = int((masked & content).sum()), int((masked & item).sum())
-        rows.append({"task": name, "t": t, "n": len(items), "masked_ce": round(float(ce), 4),
-                     "content_acc": round(int(hit.sum()) / n_content, 4) if n_content else None,
-                     "item_acc": round(int((hit & item).sum()) / n_item, 4) if n_item else None})
+        # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
+        # induction step "the token that follows this first name in the prompt", a separate mechanism.
+        after_item = torch.zeros_like(item)
+        after_item[:, 1:] = item[:, :-1]
+        row = {"task": name, "t": t, "n": len(items), "masked_ce": round(float(ce), 4)}
+        for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
+                           ("item_later_acc", item & after_item)):
+            n = int((masked & slots).sum())
+            row[key] = round(int((hit & slots).sum()) / n, 4) if n else None
+        rows.append({**row, "zero_shot": True} if zero_shot else row)
     return rows
 
 
 def main(argv=None) -> int:
     import dllm
-
-    from .reference import offline_task_names
+    from bench.tasks.registry import select_tasks
 
     p = argparse.ArgumentParser(prog="python -m distill.monitor", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder (config.json, safetensors, tokenizer files)")
     p.add_argument("--per-task", type=int, default=16, help="validation items per task")
     p.add_argument("--t", type=float, action="append", help="masking rate(s); repeatable (default 0.3 and 1.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks", default="offline", help="task names/globs (default: the 12 offline tasks)")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="drop the one-shot turn from the prompts (does the model copy from the wrong list?)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = p.parse_args(argv)
@@ -82,15 +103,17 @@ def main(argv=None) -> int:
     pipe = dllm.load(args.model, device="cpu")
     model, tokenizer = pipe.model.eval(), pipe.tokenizer
     for t in args.t or [0.3, 1.0]:
-        rows = score_tasks(model, tokenizer, offline_task_names(), args.per_task, t, args.seed)
+        rows = score_tasks(model, tokenizer, select_tasks(args.tasks), args.per_task, t, args.seed, args.zero_shot)
         if args.json:
             for r in rows:
                 print(json.dumps(r))
             continue
-        print(f"t = {t}: task, masked-slot CE, content accuracy, item (name) accuracy")
+        print(f"t = {t}{' (zero-shot prompts)' if args.zero_shot else ''}: task, masked-slot CE, accuracy on "
+              "content / name / first-name-token / later-name-token slots")
         for r in rows:
-            acc, item = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%" for k in ("content_acc", "item_acc"))
-            print(f"  {r['task']:<28} {r['masked_ce']:>7.3f} {acc:>7} {item:>7}")
+            accs = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%"
+                    for k in ("content_acc", "item_acc", "item_first_acc", "item_later_acc"))
+            print(f"  {r['task']:<28} {r['masked_ce']:>7.3f} " + " ".join(f"{a:>7}" for a in accs))
     return 0
 
 

@@ -62,6 +62,19 @@ def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_mask
     row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
     assert row["item_acc"] == 0.0 and 0.3 < row["content_acc"] < 0.7
 
+    # First names right, last names (the tokens after a first name) wrong.
+    is_last = torch.tensor([tok.convert_ids_to_tokens(i).startswith("Ġ") and tok.convert_ids_to_tokens(i)[1:].isalpha()
+                            for i in range(len(tok))])
+
+    class FirstNamesOnly(_Oracle):
+        def raw_logits(self, ids, attention_mask, position_ids):
+            wrong = torch.where(is_last[self.truth], (self.truth + 1) % self.vocab, self.truth)
+            return torch.nn.functional.one_hot(wrong, self.vocab).float() * 50
+
+    oracle.__class__ = FirstNamesOnly
+    row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
+    assert row["item_first_acc"] == 1.0 and row["item_later_acc"] == 0.0 and 0.4 < row["item_acc"] < 0.6
+
     class Echo(_Oracle):
         def raw_logits(self, ids, attention_mask, position_ids):
             return torch.nn.functional.one_hot(ids, self.vocab).float() * 50
@@ -86,3 +99,22 @@ def test_cli_scores_the_shipped_model_as_json_lines(capsys):
     assert monitor.main(["--model", str(default_model_path()), "--per-task", "1", "--t", "0.5", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 12 and {r["t"] for r in rows} == {0.5} and all(r["n"] == 1 for r in rows)
+
+
+def test_zero_shot_prompts_drop_the_example_turn_and_keep_the_masks(tiny, monkeypatch):
+    model, tok = tiny
+    seen = []
+
+    class Spy(_Oracle):
+        def raw_logits(self, ids, attention_mask, position_ids):
+            seen.append(ids.clone())
+            return model.raw_logits(ids, attention_mask, position_ids)
+
+    spy = Spy(model.config, len(tok))
+    one = monitor.score_tasks(spy, tok, ["waiting_line/copy"], per_task=3, t=0.5)[0]
+    zero = monitor.score_tasks(spy, tok, ["waiting_line/copy"], per_task=3, t=0.5, zero_shot=True)[0]
+    assert zero["zero_shot"] is True and "zero_shot" not in one
+    assert seen[1].shape[1] < seen[0].shape[1]                       # the one-shot turn is gone
+    mask_id = model.config.mask_token_id
+    assert torch.equal(seen[0][:, -32:] == mask_id, seen[1][:, -32:] == mask_id)  # same answer slots masked
+    assert (seen[1] == mask_id).any()

@@ -53,12 +53,14 @@ def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_mask
     # Right framing, wrong names: every alphabetic (name) token is replaced by another one.
     is_name = torch.tensor([tok.convert_ids_to_tokens(i).lstrip("Ġ").isalpha() and i >= 8 for i in range(len(tok))])
 
-    class FormatOnly(_Oracle):
+    class Corrupting(_Oracle):
+        """Knows the answer except on the tokens flagged in ``self.wrong_on [V]``, where it names the next id."""
+
         def raw_logits(self, ids, attention_mask, position_ids):
-            wrong = torch.where(is_name[self.truth], (self.truth + 1) % self.vocab, self.truth)
+            wrong = torch.where(self.wrong_on[self.truth], (self.truth + 1) % self.vocab, self.truth)
             return torch.nn.functional.one_hot(wrong, self.vocab).float() * 50
 
-    oracle.__class__ = FormatOnly
+    oracle.__class__, oracle.wrong_on = Corrupting, is_name
     row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
     assert row["item_acc"] == 0.0 and 0.3 < row["content_acc"] < 0.7
 
@@ -66,12 +68,7 @@ def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_mask
     is_last = torch.tensor([tok.convert_ids_to_tokens(i).startswith("Ġ") and tok.convert_ids_to_tokens(i)[1:].isalpha()
                             for i in range(len(tok))])
 
-    class FirstNamesOnly(_Oracle):
-        def raw_logits(self, ids, attention_mask, position_ids):
-            wrong = torch.where(is_last[self.truth], (self.truth + 1) % self.vocab, self.truth)
-            return torch.nn.functional.one_hot(wrong, self.vocab).float() * 50
-
-    oracle.__class__ = FirstNamesOnly
+    oracle.wrong_on = is_last
     row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
     assert row["item_first_acc"] == 1.0 and row["item_later_acc"] == 0.0 and 0.4 < row["item_acc"] < 0.6
 

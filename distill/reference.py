@@ -61,25 +61,66 @@ def build_reference_tokenizer():
     return build_word_tokenizer(tokenizer_corpus())
 
 
-def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0):
-    """``make_example(step_rng)``: a train item of a uniformly chosen task.
+def parse_task_weights(spec: str, names: list[str]) -> list[float] | None:
+    """Sampling weight of each task in ``names`` from ``"PATTERN=W,PATTERN=W"`` (``None`` for ``""``: uniform).
+
+    A pattern is anything :func:`bench.tasks.registry.select_tasks` accepts (a name, an alias, a glob such as
+    ``waiting_line/*``); later entries override earlier ones, and tasks no entry matches keep weight 1.
+
+    Raises:
+        ValueError: a malformed entry, a negative or non-numeric weight, a pattern outside ``names``, or all
+            weights zero; the message names the entry.
+    """
+    from bench.tasks.registry import select_tasks
+
+    if not spec.strip():
+        return None
+    weights = dict.fromkeys(names, 1.0)
+    for entry in spec.split(","):
+        pattern, sep, value = entry.strip().partition("=")
+        if not sep or not pattern:
+            raise ValueError(f"task_weights entry {entry!r} is not PATTERN=WEIGHT")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"task_weights entry {entry!r}: weight {value!r} is not a number") from None
+        if not weight >= 0:
+            raise ValueError(f"task_weights entry {entry!r}: weight must be >= 0")
+        try:
+            hits = select_tasks(pattern)
+        except KeyError:
+            raise ValueError(f"task_weights entry {entry!r}: {pattern!r} matches no task") from None
+        outside = [h for h in hits if h not in weights]
+        if outside:
+            raise ValueError(f"task_weights entry {entry!r}: {outside} are not among the train tasks {names}")
+        weights.update(dict.fromkeys(hits, weight))
+    if not any(weights.values()):
+        raise ValueError(f"task_weights {spec!r} gives every task weight 0")
+    return [weights[n] for n in names]
+
+
+def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_weights: str = ""):
+    """``make_example(step_rng)``: a train item of a task drawn uniformly, or by ``task_weights``.
 
     ``zero_shot_fraction`` of the items (decided by a hash of the item's seed, so the step RNG stream and hence
     every other row are unchanged) drop the one-shot turn: the row is just the test question and its answer. It
     is a curriculum aid, not the evaluation format — ``dllm bench`` always prompts one-shot. Shorter rows with a
     single list make the copy-from-prompt mechanism the list tasks need easier to find (session 4 of
-    docs/reference_model.md).
+    docs/reference_model.md). ``task_weights`` (see :func:`parse_task_weights`) is the other curriculum aid: a
+    larger share of the tasks that teach a missing mechanism (session 6). With ``""`` the task draw is the one
+    earlier runs used, so their data streams are unchanged.
     """
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
     names = offline_task_names()
     gen_len = {n: get_task(n).max_tokens for n in names}
+    weights = parse_task_weights(task_weights, names)
 
     def make(rng) -> Example:
         # A fresh train stream per example, seeded from the step's RNG: the data of step s depends on (seed, s)
         # only, so a resumed run trains on exactly the examples an uninterrupted one would.
-        name = names[rng.randrange(len(names))]
+        name = names[rng.randrange(len(names))] if weights is None else rng.choices(names, weights)[0]
         item_seed = seed * 2**32 + rng.getrandbits(32)
         item = next(iter_train_items([name], seed=item_seed))
         messages = item.messages
@@ -106,6 +147,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intermediate-size", type=int, default=d.intermediate_size, help="SwiGLU hidden size")
     p.add_argument("--zero-shot-fraction", type=float, default=d.zero_shot_fraction,
                    help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
+    p.add_argument("--task-weights", default=d.task_weights, metavar="PATTERN=W,...",
+                   help="curriculum: task sampling weights, e.g. 'waiting_line/copy=10' (unlisted tasks: 1)")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
@@ -121,7 +164,8 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
-                      zero_shot_fraction=args.zero_shot_fraction, length_buckets=args.length_buckets,
+                      zero_shot_fraction=args.zero_shot_fraction, task_weights=args.task_weights,
+                      length_buckets=args.length_buckets,
                       device=args.device)
     tok_dir = Path(cfg.out) / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
@@ -130,7 +174,7 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     else:
         tokenizer = build_reference_tokenizer()
-    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction)
+    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights)
     model_dir = train(cfg, make_example, tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0

@@ -58,6 +58,7 @@ class TrainConfig:
     bf16: bool = True
     tasks: str = "offline"
     zero_shot_fraction: float = 0.0  # curriculum: train rows without the one-shot turn (see distill.reference)
+    task_weights: str = ""  # curriculum: "PATTERN=W,..." sampling weights of the tasks (unlisted: 1; "": uniform)
     length_buckets: int = 4  # rows sorted by length into up to this many padded micro-batches (same loss, less padding)
     device: str = "cpu"  # "cuda" (or "cuda:N") to train on a GPU; a run may be resumed on another device
 

@@ -114,6 +114,38 @@ def test_zero_shot_fraction_drops_only_the_one_shot_turn_and_keeps_the_data_stre
         TrainConfig(zero_shot_fraction=1.5)
 
 
+def test_task_weights_shift_the_task_draw_and_default_keeps_the_old_stream():
+    import random
+    from collections import Counter
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))
+    names = reference.offline_task_names()
+    assert reference.parse_task_weights("", names) is None
+    weights = reference.parse_task_weights("waiting_line/*=0,waiting_line/copy=3", names)
+    assert weights == [3.0 if n == "waiting_line/copy" else 1.0 if n.startswith("puzzle/") else 0.0 for n in names]
+
+    uniform, default = reference.example_maker(tok, 0), reference.example_maker(tok, 0, task_weights="")
+    tasks = [uniform(random.Random(i)).task for i in range(12)]
+    assert tasks == [default(random.Random(i)).task for i in range(12)]
+    assert tasks == [names[random.Random(i).randrange(len(names))] for i in range(12)]  # the pre-weights draw
+
+    copy_only = reference.example_maker(tok, 0, task_weights="offline=0,waiting_line/copy=1")
+    assert {copy_only(random.Random(i)).task for i in range(10)} == {"waiting_line/copy"}
+    heavy = reference.example_maker(tok, 0, task_weights="waiting_line/copy=11")  # copy: 11 of 22
+    counts = Counter(heavy(random.Random(i)).task for i in range(60))
+    assert 18 <= counts["waiting_line/copy"] <= 42 and len(counts) > 3
+
+
+@pytest.mark.parametrize("spec, word", [("copy", "PATTERN=WEIGHT"), ("nope=1", "matches no task"),
+                                        ("waiting_line/copy=x", "not a number"), ("waiting_line/copy=-1", ">= 0"),
+                                        ("offline=0", "weight 0"), ("sort_last_name=2", "not among")])
+def test_bad_task_weights_name_the_entry(spec, word):
+    with pytest.raises(ValueError, match=word):
+        reference.parse_task_weights(spec, reference.offline_task_names())
+
+
 def test_device_is_validated_and_a_missing_gpu_is_named(tmp_path):
     from distill.train import TrainConfig
 

@@ -99,7 +99,8 @@ def parse_task_weights(spec: str, names: list[str]) -> list[float] | None:
     return [weights[n] for n in names]
 
 
-def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_weights: str = ""):
+def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_weights: str = "",
+                  lookup_fraction: float = 0.0):
     """``make_example(step_rng)``: a train item of a task drawn uniformly, or by ``task_weights``.
 
     ``zero_shot_fraction`` of the items (decided by a hash of the item's seed, so the step RNG stream and hence
@@ -108,8 +109,12 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
     single list make the copy-from-prompt mechanism the list tasks need easier to find (session 4 of
     docs/reference_model.md). ``task_weights`` (see :func:`parse_task_weights`) is the other curriculum aid: a
     larger share of the tasks that teach a missing mechanism (session 6). With ``""`` the task draw is the one
-    earlier runs used, so their data streams are unchanged.
+    earlier runs used, so their data streams are unchanged. ``lookup_fraction`` of the rows (again by a hash of
+    the item seed) are replaced by the train-only last-name lookup task of :mod:`distill.lookup`, which only an
+    induction step solves.
     """
+    from .lookup import lookup_example
+
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
@@ -122,6 +127,8 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
         # only, so a resumed run trains on exactly the examples an uninterrupted one would.
         name = names[rng.randrange(len(names))] if weights is None else rng.choices(names, weights)[0]
         item_seed = seed * 2**32 + rng.getrandbits(32)
+        if lookup_fraction and random.Random(f"lookup:{item_seed}").random() < lookup_fraction:
+            return lookup_example(tokenizer, random.Random(f"lookup-item:{item_seed}"))
         item = next(iter_train_items([name], seed=item_seed))
         messages = item.messages
         if zero_shot_fraction and random.Random(f"zero-shot:{item_seed}").random() < zero_shot_fraction:
@@ -149,6 +156,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
     p.add_argument("--task-weights", default=d.task_weights, metavar="PATTERN=W,...",
                    help="curriculum: task sampling weights, e.g. 'waiting_line/copy=10' (unlisted tasks: 1)")
+    p.add_argument("--lookup-fraction", type=float, default=d.lookup_fraction,
+                   help="curriculum: fraction of rows from the train-only last-name lookup task (distill.lookup)")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
@@ -165,6 +174,7 @@ def run_train(args: argparse.Namespace) -> int:
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
                       zero_shot_fraction=args.zero_shot_fraction, task_weights=args.task_weights,
+                      lookup_fraction=args.lookup_fraction,
                       length_buckets=args.length_buckets,
                       device=args.device)
     tok_dir = Path(cfg.out) / "tokenizer"
@@ -174,7 +184,8 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     else:
         tokenizer = build_reference_tokenizer()
-    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights)
+    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights,
+                                 cfg.lookup_fraction)
     model_dir = train(cfg, make_example, tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0

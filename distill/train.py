@@ -58,6 +58,7 @@ class TrainConfig:
     bf16: bool = True
     tasks: str = "offline"
     zero_shot_fraction: float = 0.0  # curriculum: train rows without the one-shot turn (see distill.reference)
+    lookup_fraction: float = 0.0  # curriculum: rows of the train-only last-name lookup task (distill.lookup)
     task_weights: str = ""  # curriculum: "PATTERN=W,..." sampling weights of the tasks (unlisted: 1; "": uniform)
     length_buckets: int = 4  # rows sorted by length into up to this many padded micro-batches (same loss, less padding)
     device: str = "cpu"  # "cuda" (or "cuda:N") to train on a GPU; a run may be resumed on another device
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if not 0.0 <= self.zero_shot_fraction <= 1.0:
             raise ValueError(f"zero_shot_fraction must be in [0, 1], got {self.zero_shot_fraction}")
+        if not 0.0 <= self.lookup_fraction <= 1.0:
+            raise ValueError(f"lookup_fraction must be in [0, 1], got {self.lookup_fraction}")
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1 (1: one padded batch), got {self.length_buckets}")
         if not 0.0 < self.min_lr_ratio <= 1.0:

@@ -113,10 +113,10 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
     the item seed) are replaced by the train-only last-name lookup task of :mod:`distill.lookup`, which only an
     induction step solves.
     """
-    from .lookup import lookup_example
-
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
+
+    from .lookup import lookup_example
 
     names = offline_task_names()
     gen_len = {n: get_task(n).max_tokens for n in names}

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast, as `dllm train` does by default")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="AdamW weight decay on the 2-D weights (embeddings included), as `dllm train` (0.05)")
+    p.add_argument("--real-rows", action="store_true",
+                   help="train on distill.aux_tasks' copy_bare rows (reference tokenizer, real names, chat template) "
+                        "instead of symbolic ones: separates the data from the trainer's recipe")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
@@ -119,6 +122,31 @@ class ProbeData:
         return prompt, target + [t["eos"]] * (self.gen_length - len(target))
 
 
+class RealRows:
+    """``copy_bare`` rows of :mod:`distill.aux_tasks` with the reference tokenizer, in :class:`ProbeData`'s interface."""
+
+    def __init__(self, args: argparse.Namespace):
+        import random
+
+        from transformers import AutoTokenizer
+
+        from dllm.api import default_model_path
+
+        from .aux_tasks import AUX_TASKS, COPY_GEN_LENGTH
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+        t = self.tokenizer
+        self.tok = {"pad": t.pad_token_id, "mask": t.convert_tokens_to_ids("<|mdm_mask|>"), "eos": t.eos_token_id,
+                    "bos": t.bos_token_id}
+        self.vocab_size, self.gen_length = len(t), COPY_GEN_LENGTH
+        self.gen = torch.Generator().manual_seed(args.seed)
+        self._rng, self._make = random.Random(args.seed), AUX_TASKS["copy_bare"]
+
+    def row(self) -> tuple[list[int], list[int]]:
+        ex = self._make(self.tokenizer, self._rng)
+        return list(ex.prompt_ids), list(ex.answer_ids)
+
+
 def answer_ce(model, data: ProbeData, batch_size: int, suffix_rows: float,
               bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to optimise, mean CE over masked answer slots) of one fresh batch, masked as the trainer does."""
@@ -140,7 +168,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    data = ProbeData(args)
+    data = RealRows(args) if args.real_rows else ProbeData(args)
     t = data.tok
     cfg = DLLMConfig(layout="llada", vocab_size=data.vocab_size, hidden_size=args.width, num_layers=args.layers,
                      num_heads=args.heads, num_kv_heads=args.heads, intermediate_size=args.width * 8 // 3,

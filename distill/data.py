@@ -33,6 +33,18 @@ def encode_example(tokenizer, task: str, messages: list[dict], target_text: str,
     return Example(task, tuple(prompt_ids_for(tokenizer, messages)), tuple(answer))
 
 
+def encode_text_example(tokenizer, task: str, prompt: str, answer: str, gen_length: int) -> Example:
+    """:func:`encode_example` of a one-turn chat ``prompt -> answer`` made of words the tokenizer must know.
+
+    Raises:
+        ValueError: the tokenizer maps part of the text to its unknown token; the message names ``task``.
+    """
+    unk = tokenizer.unk_token_id
+    if unk is not None and unk in tokenizer.encode(prompt + answer, add_special_tokens=False):
+        raise ValueError(f"{task}: the tokenizer has no token for part of {prompt + answer!r}")
+    return encode_example(tokenizer, task, [{"role": "user", "content": prompt}], answer, gen_length)
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Left-pad ``prompt ++ answer`` rows to one length.
 

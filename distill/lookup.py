@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import random
 
-from .data import Example, encode_example
+from .data import Example, encode_text_example
 
 TASK = "aux/lookup_last_name"
 _INTRO = "You are managing a waiting line at a customer service desk.\nThe following people are in the waiting line:\n"
@@ -31,15 +31,20 @@ GEN_LENGTH = 16  # answer canvas: up to 3 names (12 tokens) + EOS; shorter than 
 # last-name slots are not drowned in the per-row mean over end-of-text padding
 
 
-def lookup_item(rng: random.Random, min_people: int = 3, max_people: int = 8, max_queries: int = 3) -> tuple[str, str]:
-    """``(prompt_text, answer_text)`` of one item: ``n`` people, ``1..min(n, max_queries)`` of them asked for."""
+def lookup_item(rng: random.Random, min_people: int = 3, max_people: int = 8, max_queries: int = 3,
+                bare: bool = False) -> tuple[str, str]:
+    """``(prompt_text, answer_text)`` of one item: ``n`` people, ``1..min(n, max_queries)`` of them asked for.
+
+    ``bare``: the prompt is only the two lists, one per line (no instruction text), for short curriculum rows.
+    """
     from bench.tasks.generators import _sample_names, name_population
 
     people = _sample_names(rng, name_population(), rng.randint(min_people, max_people))
     asked = rng.sample(people, rng.randint(1, min(len(people), max_queries)))
-    prompt = (_INTRO + json.dumps(people) + "\n" + _ASK + json.dumps([p.split(" ", 1)[0] for p in asked]) + "\n"
-              + _OUTRO)
-    return prompt, json.dumps(asked)
+    firsts = json.dumps([p.split(" ", 1)[0] for p in asked])
+    if bare:
+        return json.dumps(people) + "\n" + firsts + "\n", json.dumps(asked)
+    return _INTRO + json.dumps(people) + "\n" + _ASK + firsts + "\n" + _OUTRO, json.dumps(asked)
 
 
 def lookup_example(tokenizer, rng: random.Random, gen_length: int = GEN_LENGTH) -> Example:
@@ -49,7 +54,4 @@ def lookup_example(tokenizer, rng: random.Random, gen_length: int = GEN_LENGTH) 
         ValueError: the tokenizer maps part of the text to its unknown token (its vocabulary lacks a word).
     """
     prompt, answer = lookup_item(rng)
-    unk = tokenizer.unk_token_id
-    if unk is not None and unk in tokenizer.encode(prompt + answer, add_special_tokens=False):
-        raise ValueError(f"{TASK}: the tokenizer has no token for part of {prompt + answer!r}")
-    return encode_example(tokenizer, TASK, [{"role": "user", "content": prompt}], answer, gen_length)
+    return encode_text_example(tokenizer, TASK, prompt, answer, gen_length)

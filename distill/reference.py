@@ -100,7 +100,7 @@ def parse_task_weights(spec: str, names: list[str]) -> list[float] | None:
 
 
 def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_weights: str = "",
-                  lookup_fraction: float = 0.0):
+                  lookup_fraction: float = 0.0, aux_tasks: str = ""):
     """``make_example(step_rng)``: a train item of a task drawn uniformly, or by ``task_weights``.
 
     ``zero_shot_fraction`` of the items (decided by a hash of the item's seed, so the step RNG stream and hence
@@ -111,16 +111,19 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
     larger share of the tasks that teach a missing mechanism (session 6). With ``""`` the task draw is the one
     earlier runs used, so their data streams are unchanged. ``lookup_fraction`` of the rows (again by a hash of
     the item seed) are replaced by the train-only last-name lookup task of :mod:`distill.lookup`, which only an
-    induction step solves.
+    induction step solves. ``aux_tasks`` (``"NAME=FRACTION,..."``, :mod:`distill.aux_tasks`) replaces those
+    fractions of the rows, by a third hash, with short train-only rows (session 7).
     """
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
+    from .aux_tasks import AUX_TASKS, parse_aux_fractions, pick_aux_task
     from .lookup import lookup_example
 
     names = offline_task_names()
     gen_len = {n: get_task(n).max_tokens for n in names}
     weights = parse_task_weights(task_weights, names)
+    aux = parse_aux_fractions(aux_tasks)
 
     def make(rng) -> Example:
         # A fresh train stream per example, seeded from the step's RNG: the data of step s depends on (seed, s)
@@ -129,6 +132,9 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
         item_seed = seed * 2**32 + rng.getrandbits(32)
         if lookup_fraction and random.Random(f"lookup:{item_seed}").random() < lookup_fraction:
             return lookup_example(tokenizer, random.Random(f"lookup-item:{item_seed}"))
+        aux_name = aux and pick_aux_task(aux, random.Random(f"aux:{item_seed}").random())
+        if aux_name:
+            return AUX_TASKS[aux_name](tokenizer, random.Random(f"aux-item:{aux_name}:{item_seed}"))
         item = next(iter_train_items([name], seed=item_seed))
         messages = item.messages
         if zero_shot_fraction and random.Random(f"zero-shot:{item_seed}").random() < zero_shot_fraction:
@@ -147,6 +153,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
                    help="final lr as a fraction of --lr (1.0: constant lr after warm-up)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay of the 2-D weights")
+    p.add_argument("--no-scaled-init", action="store_true",
+                   help="draw every 2-D weight at std 0.02 (default: residual output projections / sqrt(2*layers))")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, init and masking")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
@@ -158,6 +167,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="curriculum: task sampling weights, e.g. 'waiting_line/copy=10' (unlisted tasks: 1)")
     p.add_argument("--lookup-fraction", type=float, default=d.lookup_fraction,
                    help="curriculum: fraction of rows from the train-only last-name lookup task (distill.lookup)")
+    p.add_argument("--aux-tasks", default=d.aux_tasks, metavar="NAME=FRACTION,...",
+                   help="curriculum: fractions of rows from short train-only tasks, e.g. 'copy_bare=0.6,lookup_bare=0.2' "
+                        "(distill.aux_tasks: copy_bare, lookup, lookup_bare)")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
@@ -169,12 +181,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                      min_lr_ratio=args.min_lr_ratio,
+                      min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay,
+                      scaled_init=not args.no_scaled_init,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
                       zero_shot_fraction=args.zero_shot_fraction, task_weights=args.task_weights,
-                      lookup_fraction=args.lookup_fraction,
+                      lookup_fraction=args.lookup_fraction, aux_tasks=args.aux_tasks,
                       length_buckets=args.length_buckets,
                       device=args.device)
     tok_dir = Path(cfg.out) / "tokenizer"
@@ -185,7 +198,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         tokenizer = build_reference_tokenizer()
     make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights,
-                                 cfg.lookup_fraction)
+                                 cfg.lookup_fraction, cfg.aux_tasks)
     model_dir = train(cfg, make_example, tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0

@@ -44,6 +44,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     warmup: int = 200
     weight_decay: float = 0.05
+    scaled_init: bool = True  # residual output projections drawn at std 0.02 / sqrt(2 * num_layers) (GPT-2 style)
     grad_clip: float = 1.0
     t_min: float = 0.02
     seed: int = 0
@@ -59,6 +60,7 @@ class TrainConfig:
     tasks: str = "offline"
     zero_shot_fraction: float = 0.0  # curriculum: train rows without the one-shot turn (see distill.reference)
     lookup_fraction: float = 0.0  # curriculum: rows of the train-only last-name lookup task (distill.lookup)
+    aux_tasks: str = ""  # curriculum: "NAME=FRACTION,..." rows of train-only short tasks (distill.aux_tasks)
     task_weights: str = ""  # curriculum: "PATTERN=W,..." sampling weights of the tasks (unlisted: 1; "": uniform)
     length_buckets: int = 4  # rows sorted by length into up to this many padded micro-batches (same loss, less padding)
     device: str = "cpu"  # "cuda" (or "cuda:N") to train on a GPU; a run may be resumed on another device
@@ -70,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"zero_shot_fraction must be in [0, 1], got {self.zero_shot_fraction}")
         if not 0.0 <= self.lookup_fraction <= 1.0:
             raise ValueError(f"lookup_fraction must be in [0, 1], got {self.lookup_fraction}")
+        from .aux_tasks import parse_aux_fractions
+
+        parse_aux_fractions(self.aux_tasks)  # raises, naming the bad entry
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1 (1: one padded batch), got {self.length_buckets}")
         if not 0.0 < self.min_lr_ratio <= 1.0:
@@ -189,7 +196,7 @@ def build_model(cfg: TrainConfig, tokenizer) -> DiffusionTransformer:
     for name, p in model.named_parameters():
         if p.dim() == 2:
             torch.nn.init.normal_(p, std=0.02)
-            if name.endswith(("o_proj.weight", "down_proj.weight")):
+            if cfg.scaled_init and name.endswith(("o_proj.weight", "down_proj.weight")):
                 p.data.mul_(1 / math.sqrt(2 * cfg.num_layers))
     return model
 

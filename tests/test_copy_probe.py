@@ -74,3 +74,17 @@ def test_bf16_and_weight_decay_flags_change_the_run_as_the_trainer_would(tmp_pat
     base, decayed, bf16 = run(), run("--weight-decay", "0.5"), run("--bf16")
     assert base[0] == decayed[0] and base[1:] != decayed[1:]        # same init and data; the decay moves weights
     assert bf16[0] == pytest.approx(base[0], abs=0.05) and bf16 != base  # bf16 autocast: close, not identical
+
+
+def test_real_rows_are_copy_bare_rows_of_the_reference_tokenizer(tmp_path):
+    from distill.copy_probe import RealRows
+
+    data = RealRows(_args("--real-rows"))
+    prompt, answer = data.row()
+    names = [i for i in answer if i != data.tok["eos"]]
+    assert len(answer) == data.gen_length and prompt[0] == data.tok["bos"] and max(prompt + answer) < data.vocab_size
+    assert any(prompt[k:k + len(names)] == names for k in range(len(prompt)))  # the answer is the prompt's list
+    log = tmp_path / "real.jsonl"
+    main(["--real-rows", "--steps", "2", "--batch-size", "4", "--width", "32", "--heads", "2", "--log", str(log),
+          "--log-every", "1"])
+    assert all(0 < json.loads(line)["answer_ce"] < 20 for line in log.read_text().splitlines())

@@ -187,3 +187,16 @@ def test_length_bucketed_backward_gives_the_full_batch_loss_and_gradient():
         from distill.train import TrainConfig
         TrainConfig(length_buckets=0)
     assert [len(b) for b in length_buckets(examples[:2], 4)] == [1, 1]  # more buckets than rows: one row each
+
+
+def test_scaled_init_and_weight_decay_are_settable_and_validated():
+    from distill.train import TrainConfig, build_model
+
+    tok = reference.build_reference_tokenizer()
+    small = dict(hidden_size=64, num_layers=8, num_heads=2, intermediate_size=128)
+    for scaled, expected in ((True, 0.02 / 4), (False, 0.02)):  # 1 / sqrt(2 * 8 layers) = 1 / 4
+        model = build_model(TrainConfig(scaled_init=scaled, **small), tok)
+        o_proj = [p for n, p in model.named_parameters() if n.endswith("o_proj.weight")][0]
+        assert float(o_proj.detach().std()) == pytest.approx(expected, rel=0.1)
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(weight_decay=-0.1)

@@ -1,0 +1,88 @@
+"""Train-only auxiliary tasks: short rows that each teach one mechanism the list tasks need (curriculum aids).
+
+The reference run learned to find list items by position but never to read a last name (docs/reference_model.md,
+sessions 5–7), and a fresh model trained on the real copy task alone stayed on the "marginal names" plateau for
+2,000 steps, while the synthetic copy probe of the same shape (rows of ~40 tokens, no instruction text) copied
+within ~1,500. These tasks keep the real vocabulary, names and list format but drop the instruction text, so a
+row is as short as the probe's:
+
+* ``copy_bare``: the prompt is just a list of 3–6 full names, the answer is the same list;
+* ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
+* ``lookup_bare``: the same lookup with only the two lists in the prompt.
+
+Answers are padded with end-of-text to the list tasks' 32-slot canvas (``copy_bare``) or the lookup's 16.
+``dllm train --aux-tasks "copy_bare=0.6,lookup_bare=0.2"`` replaces those fractions of the rows; none is ever
+evaluated.
+"""
+from __future__ import annotations
+
+import json
+import random
+from typing import Callable
+
+from .data import Example, encode_text_example
+from .lookup import GEN_LENGTH as LOOKUP_GEN_LENGTH
+from .lookup import lookup_item
+
+COPY_GEN_LENGTH = 32  # the list tasks' canvas
+
+
+def copy_bare_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: a JSON list of full names, and the same list."""
+    from bench.tasks.generators import _sample_names, name_population
+
+    people = json.dumps(_sample_names(rng, name_population(), rng.randint(min_people, max_people)))
+    return people + "\n", people
+
+
+def _aux(task: str, item: Callable[[random.Random], tuple[str, str]], gen_length: int):
+    def make(tokenizer, rng: random.Random) -> Example:
+        prompt, answer = item(rng)
+        return encode_text_example(tokenizer, f"aux/{task}", prompt, answer, gen_length)
+    return make
+
+
+AUX_TASKS: dict[str, Callable[..., Example]] = {
+    "copy_bare": _aux("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
+    "lookup": _aux("lookup_last_name", lookup_item, LOOKUP_GEN_LENGTH),
+    "lookup_bare": _aux("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
+}
+
+
+def parse_aux_fractions(spec: str) -> dict[str, float]:
+    """``{"copy_bare": 0.6, ...}`` from ``"NAME=FRACTION,..."`` (``{}`` for ``""``).
+
+    Raises:
+        ValueError: a malformed entry, an unknown task name, a fraction outside [0, 1], a repeated name, or
+            fractions that add up to more than 1; the message names the entry (or the spec).
+    """
+    out: dict[str, float] = {}
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        name, sep, value = entry.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"aux_tasks entry {entry!r} is not NAME=FRACTION")
+        if name not in AUX_TASKS:
+            raise ValueError(f"aux_tasks entry {entry!r}: unknown task {name!r}; known: {sorted(AUX_TASKS)}")
+        if name in out:
+            raise ValueError(f"aux_tasks entry {entry!r}: {name!r} is given twice")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ValueError(f"aux_tasks entry {entry!r}: fraction {value!r} is not a number") from None
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"aux_tasks entry {entry!r}: fraction must be in [0, 1]")
+        out[name] = fraction
+    if sum(out.values()) > 1.0 + 1e-9:
+        raise ValueError(f"aux_tasks {spec!r}: fractions add up to {sum(out.values()):g} > 1")
+    return out
+
+
+def pick_aux_task(fractions: dict[str, float], u: float) -> str | None:
+    """The aux task a row with uniform draw ``u`` in [0, 1) becomes, or ``None`` (the row stays a real task)."""
+    edge = 0.0
+    for name, fraction in fractions.items():
+        edge += fraction
+        if u < edge:
+            return name
+    return None

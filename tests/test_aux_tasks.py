@@ -1,0 +1,74 @@
+"""distill.aux_tasks: the short train-only curriculum rows and their share of the training mixture."""
+import json
+import random
+
+import pytest
+
+import dllm.api
+from distill import aux_tasks, lookup, reference
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))
+
+
+def test_copy_bare_prompt_is_only_the_list_and_the_answer_repeats_it():
+    for seed in range(20):
+        prompt, answer = aux_tasks.copy_bare_item(random.Random(seed))
+        people = json.loads(prompt)
+        assert prompt == answer + "\n" and 3 <= len(people) <= 6
+        assert len({p.split()[0] for p in people}) == len(people) == len({p.split()[1] for p in people})
+
+
+def test_bare_lookup_has_the_two_lists_and_nothing_else():
+    for seed in range(20):
+        full_prompt, full_answer = lookup.lookup_item(random.Random(seed))
+        prompt, answer = lookup.lookup_item(random.Random(seed), bare=True)
+        people, asked = (json.loads(line) for line in prompt.splitlines())
+        assert answer == full_answer and json.dumps(people) in full_prompt
+        assert [a.split()[0] for a in json.loads(answer)] == asked
+
+
+@pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
+def test_every_aux_task_encodes_without_unknowns_on_its_canvas(tok, name):
+    ex = aux_tasks.AUX_TASKS[name](tok, random.Random(1))
+    assert ex.task.startswith("aux/") and tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
+    answer = [i for i in ex.answer_ids if i != tok.eos_token_id]
+    assert len(ex.answer_ids) in (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH) and len(answer) < len(ex.answer_ids)
+    if name == "copy_bare":  # the answer is the prompt's list, token for token
+        assert tuple(answer) == tuple(ex.prompt_ids[ex.prompt_ids.index(answer[0]):][:len(answer)])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("copy_bare", "not NAME=FRACTION"), ("copy=0.5", "unknown task 'copy'"), ("copy_bare=x", "not a number"),
+    ("copy_bare=1.5", r"in \[0, 1\]"), ("copy_bare=0.2,copy_bare=0.1", "given twice"),
+    ("copy_bare=0.7,lookup_bare=0.5", "add up to 1.2"),
+])
+def test_bad_aux_specs_name_the_entry(spec, message):
+    from distill.train import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        aux_tasks.parse_aux_fractions(spec)
+    with pytest.raises(ValueError, match="aux_tasks"):
+        TrainConfig(aux_tasks=spec)
+
+
+def test_pick_aux_task_splits_the_unit_interval_in_spec_order():
+    fractions = aux_tasks.parse_aux_fractions("copy_bare=0.5, lookup_bare=0.25")
+    assert [aux_tasks.pick_aux_task(fractions, u) for u in (0.0, 0.49, 0.5, 0.74, 0.75, 0.99)] == [
+        "copy_bare", "copy_bare", "lookup_bare", "lookup_bare", None, None]
+    assert aux_tasks.parse_aux_fractions("") == {}
+
+
+def test_aux_rows_replace_some_rows_and_keep_the_others(tok):
+    plain = reference.example_maker(tok, 0)
+    mixed = reference.example_maker(tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
+    pairs = [(plain(random.Random(i)), mixed(random.Random(i))) for i in range(40)]
+    tasks = {m.task for _, m in pairs}
+    assert {"aux/copy_bare", "aux/lookup_bare"} <= tasks and any(not t.startswith("aux/") for t in tasks)
+    assert all(p == m for p, m in pairs if not m.task.startswith("aux/"))
+    again = reference.example_maker(tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
+    assert [again(random.Random(i)) for i in range(40)] == [m for _, m in pairs]  # a pure function of the seed

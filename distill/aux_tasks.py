@@ -22,7 +22,7 @@ from typing import Callable
 
 from .data import Example, encode_text_example
 from .lookup import GEN_LENGTH as LOOKUP_GEN_LENGTH
-from .lookup import lookup_item
+from .lookup import lookup_example, lookup_item
 
 COPY_GEN_LENGTH = 32  # the list tasks' canvas
 
@@ -44,7 +44,7 @@ def _aux(task: str, item: Callable[[random.Random], tuple[str, str]], gen_length
 
 AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_bare": _aux("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
-    "lookup": _aux("lookup_last_name", lookup_item, LOOKUP_GEN_LENGTH),
+    "lookup": lookup_example,
     "lookup_bare": _aux("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }
 
@@ -56,20 +56,16 @@ def parse_aux_fractions(spec: str) -> dict[str, float]:
         ValueError: a malformed entry, an unknown task name, a fraction outside [0, 1], a repeated name, or
             fractions that add up to more than 1; the message names the entry (or the spec).
     """
+    from .reference import parse_spec_entry
+
     out: dict[str, float] = {}
     for entry in filter(None, (e.strip() for e in spec.split(","))):
-        name, sep, value = entry.partition("=")
+        name, fraction = parse_spec_entry(entry, "aux_tasks", "NAME", "fraction")
         name = name.strip()
-        if not sep or not name:
-            raise ValueError(f"aux_tasks entry {entry!r} is not NAME=FRACTION")
         if name not in AUX_TASKS:
             raise ValueError(f"aux_tasks entry {entry!r}: unknown task {name!r}; known: {sorted(AUX_TASKS)}")
         if name in out:
             raise ValueError(f"aux_tasks entry {entry!r}: {name!r} is given twice")
-        try:
-            fraction = float(value)
-        except ValueError:
-            raise ValueError(f"aux_tasks entry {entry!r}: fraction {value!r} is not a number") from None
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"aux_tasks entry {entry!r}: fraction must be in [0, 1]")
         out[name] = fraction

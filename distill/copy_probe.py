@@ -133,12 +133,11 @@ class RealRows:
         from dllm.api import default_model_path
 
         from .aux_tasks import AUX_TASKS, COPY_GEN_LENGTH
+        from .word_tokenizer import special_ids
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
-        t = self.tokenizer
-        self.tok = {"pad": t.pad_token_id, "mask": t.convert_tokens_to_ids("<|mdm_mask|>"), "eos": t.eos_token_id,
-                    "bos": t.bos_token_id}
-        self.vocab_size, self.gen_length = len(t), COPY_GEN_LENGTH
+        self.tok = special_ids(self.tokenizer)  # the roles main() reads: pad, mask, eos, bos
+        self.vocab_size, self.gen_length = len(self.tokenizer), COPY_GEN_LENGTH
         self.gen = torch.Generator().manual_seed(args.seed)
         self._rng, self._make = random.Random(args.seed), AUX_TASKS["copy_bare"]
 

@@ -61,6 +61,23 @@ def build_reference_tokenizer():
     return build_word_tokenizer(tokenizer_corpus())
 
 
+def parse_spec_entry(entry: str, field: str, key_word: str, value_word: str) -> tuple[str, float]:
+    """``(key, value)`` of one ``KEY=NUMBER`` entry of a comma-separated CLI spec (``--task-weights``,
+    ``--aux-tasks``); ``key`` keeps inner spaces, the entry's outer ones are stripped.
+
+    Raises:
+        ValueError: no ``=``, an empty key, or a value that is not a number; the message names ``field`` and the
+            entry, e.g. ``task_weights entry 'copy' is not PATTERN=WEIGHT``.
+    """
+    key, sep, value = entry.strip().partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{field} entry {entry!r} is not {key_word}={value_word.upper()}")
+    try:
+        return key, float(value)
+    except ValueError:
+        raise ValueError(f"{field} entry {entry!r}: {value_word} {value!r} is not a number") from None
+
+
 def parse_task_weights(spec: str, names: list[str]) -> list[float] | None:
     """Sampling weight of each task in ``names`` from ``"PATTERN=W,PATTERN=W"`` (``None`` for ``""``: uniform).
 
@@ -77,13 +94,7 @@ def parse_task_weights(spec: str, names: list[str]) -> list[float] | None:
         return None
     weights = dict.fromkeys(names, 1.0)
     for entry in spec.split(","):
-        pattern, sep, value = entry.strip().partition("=")
-        if not sep or not pattern:
-            raise ValueError(f"task_weights entry {entry!r} is not PATTERN=WEIGHT")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise ValueError(f"task_weights entry {entry!r}: weight {value!r} is not a number") from None
+        pattern, weight = parse_spec_entry(entry, "task_weights", "PATTERN", "weight")
         if not weight >= 0:
             raise ValueError(f"task_weights entry {entry!r}: weight must be >= 0")
         try:

@@ -90,3 +90,13 @@ def dream_pipe(dream_dir):
 def pipe(request, llada_pipe, dream_pipe):
     """Both layouts, loaded."""
     return llada_pipe if request.param == "llada" else dream_pipe
+
+
+@pytest.fixture(scope="session")
+def ref_tok():
+    """The shipped reference model's word tokenizer, loaded by ``transformers.AutoTokenizer``."""
+    from transformers import AutoTokenizer
+
+    import dllm.api
+
+    return AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))

@@ -4,15 +4,7 @@ import random
 
 import pytest
 
-import dllm.api
 from distill import aux_tasks, lookup, reference
-
-
-@pytest.fixture(scope="module")
-def tok():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))
 
 
 def test_copy_bare_prompt_is_only_the_list_and_the_answer_repeats_it():
@@ -33,10 +25,10 @@ def test_bare_lookup_has_the_two_lists_and_nothing_else():
 
 
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
-def test_every_aux_task_encodes_without_unknowns_on_its_canvas(tok, name):
-    ex = aux_tasks.AUX_TASKS[name](tok, random.Random(1))
-    assert ex.task.startswith("aux/") and tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
-    answer = [i for i in ex.answer_ids if i != tok.eos_token_id]
+def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
+    ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(1))
+    assert ex.task.startswith("aux/") and ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
+    answer = [i for i in ex.answer_ids if i != ref_tok.eos_token_id]
     assert len(ex.answer_ids) in (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH) and len(answer) < len(ex.answer_ids)
     if name == "copy_bare":  # the answer is the prompt's list, token for token
         assert tuple(answer) == tuple(ex.prompt_ids[ex.prompt_ids.index(answer[0]):][:len(answer)])
@@ -63,12 +55,12 @@ def test_pick_aux_task_splits_the_unit_interval_in_spec_order():
     assert aux_tasks.parse_aux_fractions("") == {}
 
 
-def test_aux_rows_replace_some_rows_and_keep_the_others(tok):
-    plain = reference.example_maker(tok, 0)
-    mixed = reference.example_maker(tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
+def test_aux_rows_replace_some_rows_and_keep_the_others(ref_tok):
+    plain = reference.example_maker(ref_tok, 0)
+    mixed = reference.example_maker(ref_tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
     pairs = [(plain(random.Random(i)), mixed(random.Random(i))) for i in range(40)]
     tasks = {m.task for _, m in pairs}
     assert {"aux/copy_bare", "aux/lookup_bare"} <= tasks and any(not t.startswith("aux/") for t in tasks)
     assert all(p == m for p, m in pairs if not m.task.startswith("aux/"))
-    again = reference.example_maker(tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
+    again = reference.example_maker(ref_tok, 0, aux_tasks="copy_bare=0.3,lookup_bare=0.3")
     assert [again(random.Random(i)) for i in range(40)] == [m for _, m in pairs]  # a pure function of the seed

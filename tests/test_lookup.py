@@ -4,15 +4,7 @@ import random
 
 import pytest
 
-import dllm.api
 from distill import lookup, reference
-
-
-@pytest.fixture(scope="module")
-def tok():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(dllm.api.default_model_path()))
 
 
 def test_items_ask_listed_people_by_first_name_and_answer_their_full_names():
@@ -25,15 +17,15 @@ def test_items_ask_listed_people_by_first_name_and_answer_their_full_names():
         assert [f.split()[0] for f in full] == asked_first and set(full) <= set(people)
 
 
-def test_examples_tokenize_without_unknowns_and_one_token_per_name(tok):
-    ex = lookup.lookup_example(tok, random.Random(3))
+def test_examples_tokenize_without_unknowns_and_one_token_per_name(ref_tok):
+    ex = lookup.lookup_example(ref_tok, random.Random(3))
     assert ex.task == lookup.TASK and len(ex.answer_ids) == lookup.GEN_LENGTH
-    answer = json.loads(tok.decode([i for i in ex.answer_ids if i != tok.eos_token_id]))
-    assert len([i for i in ex.answer_ids if i != tok.eos_token_id]) == 1 + 4 * len(answer) - 1  # ["A B", "C D"]
-    assert tok.unk_token_id not in ex.prompt_ids
+    answer = json.loads(ref_tok.decode([i for i in ex.answer_ids if i != ref_tok.eos_token_id]))
+    assert len([i for i in ex.answer_ids if i != ref_tok.eos_token_id]) == 1 + 4 * len(answer) - 1  # ["A B", "C D"]
+    assert ref_tok.unk_token_id not in ex.prompt_ids
 
 
-def test_a_tokenizer_without_the_words_is_named(tok):
+def test_a_tokenizer_without_the_words_is_named():
     class NoWords:
         unk_token_id = 0
 
@@ -44,10 +36,10 @@ def test_a_tokenizer_without_the_words_is_named(tok):
         lookup.lookup_example(NoWords(), random.Random(0))
 
 
-def test_lookup_fraction_replaces_some_rows_and_keeps_the_others(tok):
+def test_lookup_fraction_replaces_some_rows_and_keeps_the_others(ref_tok):
     from distill.train import TrainConfig
 
-    plain, mixed = reference.example_maker(tok, 0), reference.example_maker(tok, 0, lookup_fraction=0.5)
+    plain, mixed = reference.example_maker(ref_tok, 0), reference.example_maker(ref_tok, 0, lookup_fraction=0.5)
     pairs = [(plain(random.Random(i)), mixed(random.Random(i))) for i in range(24)]
     replaced = [m for p, m in pairs if m.task == lookup.TASK]
     assert 0 < len(replaced) < len(pairs)

@@ -15,6 +15,9 @@ token of each name (after framing) and the tokens that follow it inside the name
 that copies from the prompt is near 100 % and one on the "marginal names" plateau is not.
 
     python -m distill.monitor --model runs/reference/model --per-task 16 --t 0.3 --t 1.0
+
+``--aux copy_bare,lookup_bare`` scores the train-only rows of :mod:`distill.aux_tasks` the same way, on fresh
+items (``--zero-shot`` does not apply to them: they have no one-shot turn).
 """
 from __future__ import annotations
 
@@ -24,14 +27,14 @@ import json
 import torch
 import torch.nn.functional as F
 
-from .data import collate, encode_example
+from .data import Example, collate, encode_example
 
 
 def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0,
                 zero_shot: bool = False) -> list[dict]:
-    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc"}`` (plus ``"zero_shot":
-    True`` when set) on its first ``per_task`` validation items. Masks are drawn from ``seed`` per task, so the
-    same call on another checkpoint sees the same masks.
+    """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc", ...}`` (plus
+    ``"zero_shot": True`` when set) on its first ``per_task`` validation items. Masks are drawn from ``seed`` per
+    task, so the same call on another checkpoint sees the same masks.
 
     ``zero_shot`` drops the one-shot turn (as ``dllm train --zero-shot-fraction`` does): a model that scores far
     better without it has the copy mechanism but copies from the wrong list; one that scores the same lacks it.
@@ -39,47 +42,79 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
 
-    if not 0.0 < t <= 1.0:
-        raise ValueError(f"t (the masking rate) must be in (0, 1], got {t}")
-    if per_task < 1:
-        raise ValueError(f"per_task must be >= 1, got {per_task}")
-    cfg = model.config
+    _check_args(t, per_task)
     rows = []
     for name in task_names:
         gen_len = get_task(name).max_tokens
         items = load_task(name, split="validation", limit=per_task)
-        one_shot = collate([encode_example(tokenizer, name, it.messages, it.target_text, gen_len) for it in items],
-                           cfg.pad_token_id)
-        batch = one_shot if not zero_shot else collate(
-            [encode_example(tokenizer, name, it.messages[-1:], it.target_text, gen_len) for it in items],
-            cfg.pad_token_id)
-        ids, answer = batch["input_ids"], batch["answer_mask"]
-        # Drawn over the one-shot batch's shape in both modes; the answer canvas is its last gen_len columns
-        # either way, so zero-shot rows get exactly the same masked slots.
-        g = torch.Generator().manual_seed(seed)
-        drawn = (torch.rand(one_shot["input_ids"].shape, generator=g) < t) & one_shot["answer_mask"]
-        masked = torch.zeros_like(answer)
-        masked[:, -gen_len:] = drawn[:, -gen_len:]
-        content = answer & (ids != cfg.eos_token_id)
-        answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
-        shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
-        item = content & ~torch.isin(ids, shared)
-        with torch.no_grad():
-            logits = model.raw_logits(torch.where(masked, cfg.mask_token_id, ids), batch["attention_mask"],
-                                      batch["position_ids"]).float()
-        ce = F.cross_entropy(logits[masked], ids[masked]) if masked.any() else torch.tensor(float("nan"))
-        hit = (logits.argmax(-1) == ids) & masked & content
-        # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
-        # induction step "the token that follows this first name in the prompt", a separate mechanism.
-        after_item = torch.zeros_like(item)
-        after_item[:, 1:] = item[:, :-1]
-        row = {"task": name, "t": t, "n": len(items), "masked_ce": round(float(ce), 4)}
-        for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
-                           ("item_later_acc", item & after_item)):
-            n = int((masked & slots).sum())
-            row[key] = round(int((hit & slots).sum()) / n, 4) if n else None
+        one_shot = [encode_example(tokenizer, name, it.messages, it.target_text, gen_len) for it in items]
+        inputs = one_shot if not zero_shot else [
+            encode_example(tokenizer, name, it.messages[-1:], it.target_text, gen_len) for it in items]
+        row = score_examples(model, name, one_shot, inputs, t, seed)
         rows.append({**row, "zero_shot": True} if zero_shot else row)
     return rows
+
+
+def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: float, seed: int = 0) -> list[dict]:
+    """:func:`score_tasks` rows for the train-only rows of :mod:`distill.aux_tasks` (``task`` is ``"aux/NAME"``).
+
+    Their items are drawn from ``random.Random(f"eval:{i}")``, a stream training never uses (it seeds items with
+    ``aux-item:...``), so they are fresh lists of names; a model that copies scores near 100 % on the later-name
+    slots, one on the marginal-names plateau near chance."""
+    import random
+
+    from .aux_tasks import AUX_TASKS
+
+    _check_args(t, per_task)
+    unknown = [n for n in aux_names if n not in AUX_TASKS]
+    if unknown:
+        raise ValueError(f"aux task(s) {unknown} unknown; known: {sorted(AUX_TASKS)}")
+    rows = []
+    for name in aux_names:
+        examples = [AUX_TASKS[name](tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
+        rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed))
+    return rows
+
+
+def _check_args(t: float, per_task: int) -> None:
+    if not 0.0 < t <= 1.0:
+        raise ValueError(f"t (the masking rate) must be in (0, 1], got {t}")
+    if per_task < 1:
+        raise ValueError(f"per_task must be >= 1, got {per_task}")
+
+
+def score_examples(model, name: str, mask_examples: list[Example], input_examples: list[Example], t: float,
+                   seed: int) -> dict:
+    """One row scoring ``input_examples`` with masks drawn over the collated ``mask_examples`` (the same answers,
+    possibly longer prompts: the answer canvas is the last ``gen_len`` columns of both batches)."""
+    cfg = model.config
+    gen_len = len(input_examples[0].answer_ids)
+    mask_batch = collate(mask_examples, cfg.pad_token_id)
+    batch = mask_batch if input_examples is mask_examples else collate(input_examples, cfg.pad_token_id)
+    ids, answer = batch["input_ids"], batch["answer_mask"]
+    g = torch.Generator().manual_seed(seed)
+    drawn = (torch.rand(mask_batch["input_ids"].shape, generator=g) < t) & mask_batch["answer_mask"]
+    masked = torch.zeros_like(answer)
+    masked[:, -gen_len:] = drawn[:, -gen_len:]
+    content = answer & (ids != cfg.eos_token_id)
+    answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
+    shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
+    item = content & ~torch.isin(ids, shared)
+    with torch.no_grad():
+        logits = model.raw_logits(torch.where(masked, cfg.mask_token_id, ids), batch["attention_mask"],
+                                  batch["position_ids"]).float()
+    ce = F.cross_entropy(logits[masked], ids[masked]) if masked.any() else torch.tensor(float("nan"))
+    hit = (logits.argmax(-1) == ids) & masked & content
+    # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
+    # induction step "the token that follows this first name in the prompt", a separate mechanism.
+    after_item = torch.zeros_like(item)
+    after_item[:, 1:] = item[:, :-1]
+    row = {"task": name, "t": t, "n": len(input_examples), "masked_ce": round(float(ce), 4)}
+    for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
+                       ("item_later_acc", item & after_item)):
+        n = int((masked & slots).sum())
+        row[key] = round(int((hit & slots).sum()) / n, 4) if n else None
+    return row
 
 
 def main(argv=None) -> int:
@@ -91,7 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("--per-task", type=int, default=16, help="validation items per task")
     p.add_argument("--t", type=float, action="append", help="masking rate(s); repeatable (default 0.3 and 1.0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tasks", default="offline", help="task names/globs (default: the 12 offline tasks)")
+    p.add_argument("--tasks", default="offline",
+                   help="comma-separated task names/globs (default: the 12 offline tasks; '' for none)")
+    p.add_argument("--aux", default="", help="comma-separated train-only aux tasks to score too (copy_bare, ...)")
     p.add_argument("--zero-shot", action="store_true",
                    help="drop the one-shot turn from the prompts (does the model copy from the wrong list?)")
     p.add_argument("--threads", type=int, default=0)
@@ -102,8 +139,12 @@ def main(argv=None) -> int:
     # The project's loader: names a missing folder, and silences transformers' "model of type llada" notice.
     pipe = dllm.load(args.model, device="cpu")
     model, tokenizer = pipe.model.eval(), pipe.tokenizer
+    patterns = [x.strip() for x in args.tasks.split(",") if x.strip()]
+    tasks = select_tasks(patterns) if patterns else []
+    aux = [a.strip() for a in args.aux.split(",") if a.strip()]
     for t in args.t or [0.3, 1.0]:
-        rows = score_tasks(model, tokenizer, select_tasks(args.tasks), args.per_task, t, args.seed, args.zero_shot)
+        rows = score_tasks(model, tokenizer, tasks, args.per_task, t, args.seed, args.zero_shot)
+        rows += score_aux_tasks(model, tokenizer, aux, args.per_task, t, args.seed)
         if args.json:
             for r in rows:
                 print(json.dumps(r))

@@ -115,3 +115,40 @@ def test_zero_shot_prompts_drop_the_example_turn_and_keep_the_masks(tiny, monkey
     mask_id = model.config.mask_token_id
     assert torch.equal(seen[0][:, -32:] == mask_id, seen[1][:, -32:] == mask_id)  # same answer slots masked
     assert (seen[1] == mask_id).any()
+
+
+def test_aux_rows_score_fresh_items_and_an_oracle_perfectly(tiny, monkeypatch):
+    model, tok = tiny
+    rows = monitor.score_aux_tasks(model, tok, ["copy_bare", "lookup_bare"], per_task=3, t=0.5)
+    assert [r["task"] for r in rows] == ["aux/copy_bare", "aux/lookup_bare"]
+    assert all(r["n"] == 3 and 0 < r["masked_ce"] < 20 for r in rows)
+
+    oracle = _Oracle(model.config, len(tok))
+    real_collate = monitor.collate
+
+    def collate_and_leak(examples, pad_id):
+        batch = real_collate(examples, pad_id)
+        oracle.truth = batch["input_ids"]
+        return batch
+
+    monkeypatch.setattr(monitor, "collate", collate_and_leak)
+    (row,) = monitor.score_aux_tasks(oracle, tok, ["copy_bare"], per_task=2, t=1.0)
+    assert row["item_later_acc"] == 1.0 and row["content_acc"] == 1.0
+
+
+def test_unknown_aux_task_is_named(tiny):
+    model, tok = tiny
+    with pytest.raises(ValueError, match="nope"):
+        monitor.score_aux_tasks(model, tok, ["nope"], per_task=1, t=0.5)
+
+
+def test_cli_takes_comma_separated_tasks_and_aux_rows(capsys):
+    import json
+
+    from dllm.api import default_model_path
+
+    argv = ["--model", str(default_model_path()), "--per-task", "1", "--t", "0.5", "--json",
+            "--tasks", "waiting_line/copy, puzzle/sudoku_n4_12", "--aux", "copy_bare"]
+    assert monitor.main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["task"] for r in rows] == ["waiting_line/copy", "puzzle/sudoku_n4_12", "aux/copy_bare"]

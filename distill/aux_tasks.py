@@ -29,9 +29,9 @@ COPY_GEN_LENGTH = 32  # the list tasks' canvas
 
 def copy_bare_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
     """``(prompt_text, answer_text)``: a JSON list of full names, and the same list."""
-    from bench.tasks.generators import _sample_names, name_population
+    from bench.tasks.generators import sample_names, name_population
 
-    people = json.dumps(_sample_names(rng, name_population(), rng.randint(min_people, max_people)))
+    people = json.dumps(sample_names(rng, name_population(), rng.randint(min_people, max_people)))
     return people + "\n", people
 
 

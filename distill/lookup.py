@@ -37,9 +37,9 @@ def lookup_item(rng: random.Random, min_people: int = 3, max_people: int = 8, ma
 
     ``bare``: the prompt is only the two lists, one per line (no instruction text), for short curriculum rows.
     """
-    from bench.tasks.generators import _sample_names, name_population
+    from bench.tasks.generators import sample_names, name_population
 
-    people = _sample_names(rng, name_population(), rng.randint(min_people, max_people))
+    people = sample_names(rng, name_population(), rng.randint(min_people, max_people))
     asked = rng.sample(people, rng.randint(1, min(len(people), max_queries)))
     firsts = json.dumps([p.split(" ", 1)[0] for p in asked])
     if bare:

@@ -65,7 +65,7 @@ def name_population() -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _sample_names(rng: random.Random, population: tuple[str, ...], n: int) -> list[str]:
+def sample_names(rng: random.Random, population: tuple[str, ...], n: int) -> list[str]:
     """``rng.sample(population, n)``, re-drawn until first and last names are each pairwise distinct."""
     while True:
         names = rng.sample(population, n)
@@ -167,7 +167,7 @@ def _waiting_line_stream(spec: TaskSpec, rng: random.Random, min_length: int, ma
     random_index = bool(spec.random_index)
     while True:
         n = rng.randint(min_length, max_length)
-        names = _sample_names(rng, population, n)
+        names = sample_names(rng, population, n)
         item = _list_item(kind, rng, names, population, random_index)
         target = item.pop("target")
         item["output_format"] = list_to_str([MASK] * len(target))

@@ -7,6 +7,10 @@ within ~1,500. These tasks keep the real vocabulary, names and list format but d
 row is as short as the probe's:
 
 * ``copy_bare``: the prompt is just a list of 3–6 full names, the answer is the same list;
+* ``copy_framed``: the same list between 0–3 lines before and 0–2 after, each a line of the copy task's own
+  instructions or a shuffle of their words. A model trained on ``copy_bare`` alone learned a copy tied to the list's
+  place in the row: any line before or after it took accuracy on the copied names from ~80 % to ~1 % (session 8,
+  docs/reference_model.md); varying the frame leaves finding the list by its content as the only way;
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -35,6 +39,35 @@ def copy_bare_item(rng: random.Random, min_people: int = 3, max_people: int = 6)
     return people + "\n", people
 
 
+# Lines of the copy task's prompt and of the lookup's: all say "copy this list", so a frame never contradicts the
+# answer, and every word is in the reference tokenizer's vocabulary.
+_FRAME_LINES = (
+    "You are managing a waiting line at a customer service desk.",
+    "You need to record the following people in the order they arrived:",
+    "The following people are in the waiting line:",
+    "Please copy the list exactly and provide only the final list.",
+    "Please provide only the final list.",
+)
+# The word tokenizer knows a word after a space or at a line start only where the task text has it there.
+_FRAME_FIRST_WORDS = tuple(sorted({line.split()[0] for line in _FRAME_LINES}))
+_FRAME_WORDS = tuple(sorted({w for line in _FRAME_LINES for w in line.rstrip(".:").split()[1:]}))
+
+
+def _frame_line(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return rng.choice(_FRAME_LINES)
+    words = [rng.choice(_FRAME_WORDS) for _ in range(rng.randint(1, 11))]
+    return " ".join([rng.choice(_FRAME_FIRST_WORDS), *words])
+
+
+def copy_framed_item(rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: :func:`copy_bare_item`'s list with 0–3 frame lines before it and 0–2 after."""
+    people, answer = copy_bare_item(rng)
+    before = "".join(_frame_line(rng) + "\n" for _ in range(rng.randint(0, 3)))
+    after = "".join(_frame_line(rng) + "\n" for _ in range(rng.randint(0, 2)))
+    return before + people + after, answer
+
+
 def _aux(task: str, item: Callable[[random.Random], tuple[str, str]], gen_length: int):
     def make(tokenizer, rng: random.Random) -> Example:
         prompt, answer = item(rng)
@@ -44,6 +77,7 @@ def _aux(task: str, item: Callable[[random.Random], tuple[str, str]], gen_length
 
 AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_bare": _aux("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
+    "copy_framed": _aux("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
     "lookup": lookup_example,
     "lookup_bare": _aux("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

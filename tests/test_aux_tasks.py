@@ -15,6 +15,20 @@ def test_copy_bare_prompt_is_only_the_list_and_the_answer_repeats_it():
         assert len({p.split()[0] for p in people}) == len(people) == len({p.split()[1] for p in people})
 
 
+def test_copy_framed_puts_varied_lines_around_the_same_list(ref_tok):
+    lines_before, lines_after = set(), set()
+    for seed in range(60):
+        prompt, answer = aux_tasks.copy_framed_item(random.Random(seed))
+        bare_prompt, bare_answer = aux_tasks.copy_bare_item(random.Random(seed))
+        assert answer == bare_answer and prompt.count(answer) == 1 and prompt.endswith("\n")
+        before, after = prompt.split(answer)
+        lines_before.add(before.count("\n"))
+        lines_after.add(after.count("\n") - 1)  # the list's own line break
+        ex = aux_tasks.AUX_TASKS["copy_framed"](ref_tok, random.Random(seed))
+        assert ref_tok.unk_token_id not in ex.prompt_ids
+    assert lines_before == {0, 1, 2, 3} and lines_after == {0, 1, 2}
+
+
 def test_bare_lookup_has_the_two_lists_and_nothing_else():
     for seed in range(20):
         full_prompt, full_answer = lookup.lookup_item(random.Random(seed))
@@ -30,7 +44,7 @@ def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     assert ex.task.startswith("aux/") and ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
     answer = [i for i in ex.answer_ids if i != ref_tok.eos_token_id]
     assert len(ex.answer_ids) in (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH) and len(answer) < len(ex.answer_ids)
-    if name == "copy_bare":  # the answer is the prompt's list, token for token
+    if name in ("copy_bare", "copy_framed"):  # the answer is the prompt's list, token for token
         assert tuple(answer) == tuple(ex.prompt_ids[ex.prompt_ids.index(answer[0]):][:len(answer)])
 
 

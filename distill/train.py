@@ -224,7 +224,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    step = 0
+    step, ema, elapsed_before = 0, None, 0.0
     if state_path.exists():
         state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
@@ -235,13 +235,18 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
+        # Older states lack these: the log's EMA and clock then restart at the resume.
+        ema, elapsed_before = state.get("loss_ema"), state.get("elapsed_s", 0.0)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     tokenizer.save_pretrained(str(out / "tokenizer"))
     mask_id, pad_id = model.config.mask_token_id, model.config.pad_token_id
 
     def save(step_done: int):
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step_done,
-                      "config": cfg.to_dict()}, state_path)
+                      "config": cfg.to_dict(), "loss_ema": ema, "elapsed_s": elapsed()}, state_path)
+
+    def elapsed() -> float:  # training wall time over all sessions of this run
+        return round(elapsed_before + time.time() - t0, 1)
 
     interrupted = {"flag": False}
 
@@ -252,7 +257,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     log = open(out / "loss_log.jsonl", "a")
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", dynamic_ncols=True)
     model.train()
-    ema, t0 = None, time.time()
+    t0 = time.time()
     try:
         while step < cfg.steps and not interrupted["flag"]:
             examples = batch_for_step(make_example, step, cfg.batch_size, cfg.seed)
@@ -270,7 +275,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
             bar.set_postfix(loss=f"{ema:.4f}", lr=f"{lr_at(cfg, step - 1):.2e}")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 log.write(json.dumps({"step": step, "loss": value, "loss_ema": ema, "grad_norm": float(gnorm),
-                                      "lr": lr_at(cfg, step - 1), "elapsed_s": round(time.time() - t0, 1)}) + "\n")
+                                      "lr": lr_at(cfg, step - 1), "elapsed_s": elapsed()}) + "\n")
                 log.flush()
             if step % cfg.save_every == 0:
                 save(step)

@@ -37,6 +37,12 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert straight.keys() == resumed.keys()
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0)
+    # The logged loss EMA carries over the resume, and the clock counts both sessions.
+    logs = {run: [json.loads(x) for x in (tmp_path / run / "loss_log.jsonl").read_text().splitlines()]
+            for run in "ab"}
+    assert logs["b"][-1]["step"] == logs["a"][-1]["step"] == 4
+    assert logs["b"][-1]["loss_ema"] == pytest.approx(logs["a"][-1]["loss_ema"], rel=1e-6)
+    assert logs["b"][-1]["elapsed_s"] >= logs["b"][0]["elapsed_s"]
 
 
 def test_resume_refuses_another_architecture(tmp_path):

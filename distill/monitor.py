@@ -17,7 +17,9 @@ that copies from the prompt is near 100 % and one on the "marginal names" platea
     python -m distill.monitor --model runs/reference/model --per-task 16 --t 0.3 --t 1.0
 
 ``--aux copy_bare,lookup_bare`` scores the train-only rows of :mod:`distill.aux_tasks` the same way, on fresh
-items (``--zero-shot`` does not apply to them: they have no one-shot turn).
+items (``--zero-shot`` does not apply to them: they have no one-shot turn). ``--copy-frames 400`` splits fresh
+``copy_framed`` items by the number of text lines before and after the list: does the copy find the list by its
+content, or only where the training rows put it?
 """
 from __future__ import annotations
 
@@ -76,6 +78,29 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
     return rows
 
 
+def score_copy_by_frame(model, tokenizer, n_items: int, t: float, seed: int = 0) -> list[dict]:
+    """:func:`score_tasks` rows for ``n_items`` fresh ``copy_framed`` items, one row per (lines before, lines after)
+    the list, ``task`` = ``"aux/copy_framed[before=B,after=A]"`` (plus ``"lines_before"``/``"lines_after"``).
+
+    A copy that finds the list by its content scores the same in every row; one tied to the list's place in the row
+    (e.g. "the list ends where the answer begins") scores only where that place is the trained one."""
+    import random
+
+    from .aux_tasks import COPY_GEN_LENGTH, copy_framed_item
+    from .data import encode_text_example
+
+    _check_args(t, n_items)
+    groups: dict[tuple[int, int], list[Example]] = {}
+    for i in range(n_items):
+        prompt, answer = copy_framed_item(random.Random(f"eval:{i}"))
+        before, after = prompt.split(answer)
+        key = (before.count("\n"), after.count("\n") - 1)  # minus the list's own line break
+        groups.setdefault(key, []).append(
+            encode_text_example(tokenizer, "aux/copy_framed", prompt, answer, COPY_GEN_LENGTH))
+    return [{**score_examples(model, f"aux/copy_framed[before={b},after={a}]", ex, ex, t, seed),
+             "lines_before": b, "lines_after": a} for (b, a), ex in sorted(groups.items())]
+
+
 def _check_args(t: float, per_task: int) -> None:
     if not 0.0 < t <= 1.0:
         raise ValueError(f"t (the masking rate) must be in (0, 1], got {t}")
@@ -131,6 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--aux", default="", help="comma-separated train-only aux tasks to score too (copy_bare, ...)")
     p.add_argument("--zero-shot", action="store_true",
                    help="drop the one-shot turn from the prompts (does the model copy from the wrong list?)")
+    p.add_argument("--copy-frames", type=int, default=0, metavar="N",
+                   help="also score N fresh copy_framed items split by the frame lines before/after the list")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = p.parse_args(argv)
@@ -145,6 +172,8 @@ def main(argv=None) -> int:
     for t in args.t or [0.3, 1.0]:
         rows = score_tasks(model, tokenizer, tasks, args.per_task, t, args.seed, args.zero_shot)
         rows += score_aux_tasks(model, tokenizer, aux, args.per_task, t, args.seed)
+        if args.copy_frames:
+            rows += score_copy_by_frame(model, tokenizer, args.copy_frames, t, args.seed)
         if args.json:
             for r in rows:
                 print(json.dumps(r))
@@ -154,7 +183,7 @@ def main(argv=None) -> int:
         for r in rows:
             accs = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%"
                     for k in ("content_acc", "item_acc", "item_first_acc", "item_later_acc"))
-            print(f"  {r['task']:<28} {r['masked_ce']:>7.3f} " + " ".join(f"{a:>7}" for a in accs))
+            print(f"  {r['task']:<36} {r['masked_ce']:>7.3f} " + " ".join(f"{a:>7}" for a in accs))
     return 0
 
 

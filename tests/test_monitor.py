@@ -152,3 +152,12 @@ def test_cli_takes_comma_separated_tasks_and_aux_rows(capsys):
     assert monitor.main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["task"] for r in rows] == ["waiting_line/copy", "puzzle/sudoku_n4_12", "aux/copy_bare"]
+
+
+def test_copy_by_frame_rows_split_items_by_lines_around_the_list(tiny):
+    model, tok = tiny
+    rows = monitor.score_copy_by_frame(model, tok, n_items=40, t=0.5)
+    keys = [(r["lines_before"], r["lines_after"]) for r in rows]
+    assert keys == sorted(set(keys)) and len(keys) > 4
+    assert sum(r["n"] for r in rows) == 40
+    assert all(r["task"] == f"aux/copy_framed[before={b},after={a}]" for r, (b, a) in zip(rows, keys))

@@ -27,6 +27,18 @@ class _Oracle(torch.nn.Module):
         return torch.nn.functional.one_hot(self.truth, self.vocab).float() * 50
 
 
+def _leak_answers_to(oracle, monkeypatch):
+    """Make the monitor's ``collate`` hand each clean batch to ``oracle.truth`` (the side channel it reads)."""
+    real_collate = monitor.collate
+
+    def collate_and_leak(examples, pad_id):
+        batch = real_collate(examples, pad_id)
+        oracle.truth = batch["input_ids"]
+        return batch
+
+    monkeypatch.setattr(monitor, "collate", collate_and_leak)
+
+
 def test_rows_cover_each_task_with_finite_scores(tiny):
     model, tok = tiny
     rows = monitor.score_tasks(model, tok, TASKS, per_task=3, t=0.5)
@@ -38,14 +50,7 @@ def test_rows_cover_each_task_with_finite_scores(tiny):
 def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_masks_scores_zero(tiny, monkeypatch):
     model, tok = tiny
     oracle = _Oracle(model.config, len(tok))
-    real_collate = monitor.collate
-
-    def collate_and_leak(examples, pad_id):
-        batch = real_collate(examples, pad_id)
-        oracle.truth = batch["input_ids"]
-        return batch
-
-    monkeypatch.setattr(monitor, "collate", collate_and_leak)
+    _leak_answers_to(oracle, monkeypatch)
     for r in monitor.score_tasks(oracle, tok, TASKS, per_task=2, t=1.0):
         assert r["content_acc"] == 1.0 and r["masked_ce"] < 1e-6
         assert r["item_acc"] == (1.0 if r["task"].startswith("waiting_line") else None)  # 4x4 grids: all shared
@@ -124,14 +129,7 @@ def test_aux_rows_score_fresh_items_and_an_oracle_perfectly(tiny, monkeypatch):
     assert all(r["n"] == 3 and 0 < r["masked_ce"] < 20 for r in rows)
 
     oracle = _Oracle(model.config, len(tok))
-    real_collate = monitor.collate
-
-    def collate_and_leak(examples, pad_id):
-        batch = real_collate(examples, pad_id)
-        oracle.truth = batch["input_ids"]
-        return batch
-
-    monkeypatch.setattr(monitor, "collate", collate_and_leak)
+    _leak_answers_to(oracle, monkeypatch)
     (row,) = monitor.score_aux_tasks(oracle, tok, ["copy_bare"], per_task=2, t=1.0)
     assert row["item_later_acc"] == 1.0 and row["content_acc"] == 1.0
 

@@ -217,4 +217,9 @@ def test_reference_model_logits_match_torch():
     canvas = ids + [tp.config.mask_token_id] * 32
     t_logits = tp.model(torch.tensor([canvas])).numpy()
     j_logits = np.asarray(dllm.load(None, backend="jax").model(np.asarray([canvas], np.int32)))
-    np.testing.assert_allclose(j_logits, t_logits, atol=2e-4, rtol=2e-4)
+    # fp32 summation order differs between XLA and torch; the error grows with the activations, so the tolerance is
+    # relative to the logit scale (a trained model's logits reach ~40 in magnitude).
+    scale = float(np.abs(t_logits).max())
+    np.testing.assert_allclose(j_logits, t_logits, atol=2e-5 * scale, rtol=2e-4)
+    # greedy decoding commits the argmax, so the two backends must pick the same token everywhere
+    assert (j_logits.argmax(-1) == t_logits.argmax(-1)).all()

@@ -387,7 +387,9 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     A row is charged a forward when it would have run it decoded alone: for a ``fixed`` schedule every step of a
     block the row still had masks in at the block's start; for a ``dynamic`` one every step in which it still had
     masks in the block or changed a token (commit / remask). Padding is invisible to the model, so for a greedy
-    strategy that is exactly the row's NFE in a batch of one.
+    strategy that is exactly the row's NFE in a batch of one. Lookahead steps charge what the engine reports per row
+    (``StepEvent.row_forwards``): the batched verification also forwards rows whose anchor already filled the
+    block, which they would have skipped alone.
     """
     import torch
 
@@ -395,7 +397,7 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     mask_id = config.mask_id if config.mask_id is not None else engine.mask_id
     schedule = getattr(strategy, "schedule", "fixed")
     actives: list = []
-    forwards: list = []  # forwards each step cost (2 when a lookahead step first forwards the bare canvas)
+    forwards: list = []  # [B] forwards each step cost each row (a lookahead step may cost 2: bare canvas + branches)
     prev_nfe = 0
     block_active = None
     t0 = time.perf_counter()
@@ -417,7 +419,9 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
         else:
             active = had | ev.remasked.any(-1)
         actives.append(active)
-        forwards.append(int(ev.nfe) - prev_nfe)
+        step_forwards = int(ev.nfe) - prev_nfe
+        rf = getattr(ev, "row_forwards", None)
+        forwards.append(torch.full((ev.tokens.shape[0],), step_forwards) if rf is None else torch.as_tensor(rf).cpu().long())
         prev_nfe = int(ev.nfe)
     seqs = res.sequences.cpu()
     order = res.decoding_order.cpu()
@@ -425,7 +429,7 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     B = seqs.shape[0]
     if actives:
         act = torch.stack(actives).cpu().long()              # [T, B]
-        nfe = (act * torch.tensor(forwards)[:, None]).sum(0)  # [B] forwards of the steps the row took part in
+        nfe = (act * torch.stack(forwards)).sum(0)           # [B] forwards of the steps the row took part in
         local = (act.cumsum(0) - 1).T                         # [B, T] row-local index of each global step
         idx = order.clamp(min=0, max=act.shape[0] - 1)
         order = torch.where(order >= 0, torch.gather(local, 1, idx), torch.full_like(order, -1))

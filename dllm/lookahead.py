@@ -187,6 +187,9 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
     logits = None   # [B, L, V] winner logits of `canvas` for the rows this device owns (None: it owns none)
     owner = None    # [B] rank holding each row's logits, None = every rank (replicated)
     stale = True    # `canvas` has no logits yet: forward it alone first
+    # per-row forward accounting as if each row were decoded alone (greedy): a row whose anchor fills its block has
+    # no lookahead, so alone it would skip the verification and forward its bare canvas at its next step instead
+    row_stale = torch.ones(B, dtype=torch.bool, device=dev)
 
     for blk in range(config.num_blocks):
         start, end = P + blk * BL, P + (blk + 1) * BL
@@ -208,6 +211,8 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
             if s >= BL:
                 raise RuntimeError(f"strategy {label!r} did not finish block {blk} within {BL} iterations.")
 
+            row_forwards = (has_maskable & row_stale).long()
+            row_stale = row_stale & ~has_maskable
             # 1. logits of the current canvas: carried from the last verification, else one forward of it alone
             if stale:
                 res = executor.verify(ctx, canvas[:, None], ones_b1, ones_b1.to(torch.float32))
@@ -268,6 +273,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
             k_eff = int(lvalid.sum(-1).max()) if K else 0
             if k_eff == 0:   # every row's block is full after its anchor (or k = 0): forward lazily next time
                 new_canvas, logits, owner, stale = anchor, None, None, True
+                row_stale = row_stale | has_maskable
             else:
                 branches = build_branches(anchor, ltok[:, :k_eff], lpos[:, :k_eff], lvalid[:, :k_eff])
                 valid = torch.cat([ones_b1, lvalid[:, :k_eff]], dim=1)
@@ -277,6 +283,9 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 branch_forwards += k_eff + 1
                 new_canvas = branches[rows, res.winner]
                 logits, owner = res.logits, res.owner
+                verified = lvalid[:, :k_eff].any(-1)
+                row_forwards = row_forwards + (has_maskable & verified).long()
+                row_stale = row_stale | (has_maskable & ~verified)
             committed = new_canvas != canvas
             order = torch.where(committed, step, order)
             canvas = new_canvas
@@ -284,7 +293,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 history.append(canvas[:, P:].cpu())
             yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                             remasked=torch.zeros_like(committed[:, P:]), tokens=canvas[:, P:], canvas=canvas,
-                            nfe=nfe, prompt_length=P)
+                            nfe=nfe, prompt_length=P, row_forwards=row_forwards.cpu())
             s += 1
             step += 1
 

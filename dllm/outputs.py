@@ -22,6 +22,9 @@ class StepEvent:
         canvas: ``[B, P + gen_length]`` int64, the full canvas after the step.
         nfe: model forward passes so far in this batch (a CFG step is one batched forward).
         prompt_length: P, where the generated region starts in ``canvas``.
+        row_forwards: ``[B]`` int64 or None: the forwards this step would have cost each row decoded alone (set by
+            the lookahead loop, whose batched verification also forwards rows that no longer need it); None: every
+            row that took part is charged the step's forwards.
     """
 
     step: int
@@ -33,6 +36,7 @@ class StepEvent:
     canvas: Any
     nfe: int
     prompt_length: int
+    row_forwards: Any = None
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,28 @@ def test_decode_batch_counts_every_lookahead_forward(llada_pipe):
                                                            block_length=8, strategy=cfg.strategy).nfe
 
 
+def test_decode_batch_charges_lookahead_rows_their_own_forwards(llada_pipe):
+    """In a batch, a row whose anchor fills its block still rides along in the others' verification forward; it is
+    charged only what it would have run alone (greedy), for every threshold, so some rows finish early."""
+    import dllm
+    from bench.runner import decode_batch
+    from dllm.engine import resolve_strategy
+
+    rows = [[8, 9, 10, 11, 12, 13], [14, 15], [20, 21, 22, 23], [30, 31, 32]]
+    differed = False
+    for threshold in (0.02, 0.05, 0.1, 0.3, 0.6):
+        cfg = dllm.DecodeConfig(gen_length=16, block_length=8, strategy={"type": "lopa", "branches": 2,
+                                                                         "threshold": threshold})
+        s = resolve_strategy(cfg.strategy)
+        batch = decode_batch(llada_pipe.engine, rows, cfg, s)
+        alone = [decode_batch(llada_pipe.engine, [r], cfg, s) for r in rows]
+        assert batch.sequences == [a.sequences[0] for a in alone], threshold
+        assert batch.nfe == [a.nfe[0] for a in alone], threshold
+        assert batch.order == [a.order[0] for a in alone], threshold
+        differed |= len(set(batch.nfe)) > 1
+    assert differed  # the case this test is about: rows of one batch finishing at different forwards
+
+
 def test_cli_errors(llada_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: --param without a --strategy before it
         cli.main(["bench", "--param", "threshold=0.9", "--out", str(tmp_path / "x")])

@@ -419,9 +419,10 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
         else:
             active = had | ev.remasked.any(-1)
         actives.append(active)
-        step_forwards = int(ev.nfe) - prev_nfe
-        rf = getattr(ev, "row_forwards", None)
-        forwards.append(torch.full((ev.tokens.shape[0],), step_forwards) if rf is None else torch.as_tensor(rf).cpu().long())
+        if ev.row_forwards is None:
+            forwards.append(torch.full((ev.tokens.shape[0],), int(ev.nfe) - prev_nfe))
+        else:
+            forwards.append(torch.as_tensor(ev.row_forwards).cpu().long())
         prev_nfe = int(ev.nfe)
     seqs = res.sequences.cpu()
     order = res.decoding_order.cpu()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from typing import Callable
 
 from .data import Example, encode_text_example
@@ -68,18 +69,27 @@ def copy_framed_item(rng: random.Random) -> tuple[str, str]:
     return before + people + after, answer
 
 
-def _aux(task: str, item: Callable[[random.Random], tuple[str, str]], gen_length: int):
-    def make(tokenizer, rng: random.Random) -> Example:
-        prompt, answer = item(rng)
-        return encode_text_example(tokenizer, f"aux/{task}", prompt, answer, gen_length)
-    return make
+@dataclass(frozen=True)
+class TextAuxTask:
+    """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
+    that into the train :class:`Example` (task ``"aux/NAME"``, ``gen_length`` answer slots); calling it does both."""
+
+    name: str
+    item: Callable[[random.Random], tuple[str, str]]
+    gen_length: int
+
+    def encode(self, tokenizer, prompt: str, answer: str) -> Example:
+        return encode_text_example(tokenizer, f"aux/{self.name}", prompt, answer, self.gen_length)
+
+    def __call__(self, tokenizer, rng: random.Random) -> Example:
+        return self.encode(tokenizer, *self.item(rng))
 
 
 AUX_TASKS: dict[str, Callable[..., Example]] = {
-    "copy_bare": _aux("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
-    "copy_framed": _aux("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
+    "copy_bare": TextAuxTask("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
+    "copy_framed": TextAuxTask("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
     "lookup": lookup_example,
-    "lookup_bare": _aux("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
+    "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }
 
 

@@ -86,17 +86,16 @@ def score_copy_by_frame(model, tokenizer, n_items: int, t: float, seed: int = 0)
     (e.g. "the list ends where the answer begins") scores only where that place is the trained one."""
     import random
 
-    from .aux_tasks import COPY_GEN_LENGTH, copy_framed_item
-    from .data import encode_text_example
+    from .aux_tasks import AUX_TASKS
 
     _check_args(t, n_items)
+    framed = AUX_TASKS["copy_framed"]
     groups: dict[tuple[int, int], list[Example]] = {}
     for i in range(n_items):
-        prompt, answer = copy_framed_item(random.Random(f"eval:{i}"))
+        prompt, answer = framed.item(random.Random(f"eval:{i}"))
         before, after = prompt.split(answer)
         key = (before.count("\n"), after.count("\n") - 1)  # minus the list's own line break
-        groups.setdefault(key, []).append(
-            encode_text_example(tokenizer, "aux/copy_framed", prompt, answer, COPY_GEN_LENGTH))
+        groups.setdefault(key, []).append(framed.encode(tokenizer, prompt, answer))
     return [{**score_examples(model, f"aux/copy_framed[before={b},after={a}]", ex, ex, t, seed),
              "lines_before": b, "lines_after": a} for (b, a), ex in sorted(groups.items())]
 

@@ -411,21 +411,21 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
         cols = slice(ev.block * BL, (ev.block + 1) * BL)
         # masks before this step = still masked after it, or committed by it (commits only fill masks; edits of
         # committed tokens also mean the row took part)
-        had = ((ev.tokens[:, cols] == mask_id) | ev.committed[:, cols]).any(-1)
+        had = torch.as_tensor((ev.tokens[:, cols] == mask_id) | ev.committed[:, cols]).any(-1)  # numpy on JAX
         if schedule == "fixed":
             if ev.step_in_block == 0 or block_active is None:
                 block_active = had
             active = block_active
         else:
-            active = had | ev.remasked.any(-1)
+            active = had | torch.as_tensor(ev.remasked).any(-1)
         actives.append(active)
         if ev.row_forwards is None:
             forwards.append(torch.full((ev.tokens.shape[0],), int(ev.nfe) - prev_nfe))
         else:
             forwards.append(torch.as_tensor(ev.row_forwards).cpu().long())
         prev_nfe = int(ev.nfe)
-    seqs = res.sequences.cpu()
-    order = res.decoding_order.cpu()
+    seqs = torch.as_tensor(res.sequences).cpu().long()
+    order = torch.as_tensor(res.decoding_order).cpu().long()
     wall = time.perf_counter() - t0
     B = seqs.shape[0]
     if actives:

@@ -739,15 +739,27 @@ class JaxEngine:
     def _lookahead(self, input_ids, config, strategy, record_history) -> BatchResult:
         """LoPA lookahead branches (``requires_branches``): the JAX branch loop of
         :mod:`dllm.distributed.jax_branches` (its noise is ``jax.random``; its own mesh axis ``"branch"``)."""
+        return run_to_end(self._lookahead_run(input_ids, config, strategy, record_history))
+
+    def _lookahead_run(self, input_ids, config, strategy, record_history) -> Generator[StepEvent, None, BatchResult]:
+        """:meth:`_lookahead` step by step: the branch loop's :class:`StepEvent` s (with per-row
+        ``row_forwards``), then its result as a :class:`BatchResult`."""
         from .distributed.jax_branches import JaxLookahead
 
         if self._branches is None:
             self._branches = JaxLookahead(self.model, mask_id=self.mask_id, eos_id=self.eos_id, eot_id=self.eot_id,
                                           pad_id=self.pad_id)
-        with jax.enable_x64(True):
-            r = self._branches.generate(input_ids, config, strategy, record_history=record_history)
-        seqs = np.asarray(r.sequences)
         self.last_mode = "lookahead"
+        gen = self._branches.run(input_ids, config, strategy, record_history=record_history)
+        while True:
+            with jax.enable_x64(True):
+                try:
+                    ev = next(gen)
+                except StopIteration as stop:
+                    r = stop.value
+                    break
+            yield ev
+        seqs = np.asarray(r.sequences)
         return BatchResult(sequences=seqs, canvas=seqs, prompt_length=0, decoding_order=np.asarray(r.decoding_order),
                            nfe=int(r.nfe), steps=int(r.steps), history=r.history,
                            branch_forwards=int(r.branch_forwards))
@@ -788,9 +800,9 @@ class JaxEngine:
         """Decode one batch yielding a :class:`~dllm.outputs.StepEvent` per step (NumPy arrays), like
         :meth:`dllm.engine.Engine.run`; returns a :class:`BatchResult`. One jitted step function (forward,
         processors, noise, strategy, write, checks) driven from Python, one host sync per step."""
-        if getattr(resolve_strategy(config.strategy if strategy is None else strategy), "requires_branches", False):
-            raise NotImplementedError("step events of lookahead strategies ('lopa') are not available on the JAX "
-                                      "backend; use decode() / dllm.generate, or the torch backend.")
+        resolved = resolve_strategy(config.strategy if strategy is None else strategy)
+        if getattr(resolved, "requires_branches", False):
+            return (yield from self._lookahead_run(input_ids, config, resolved, record_history))
         setup = self._setup(input_ids, config, strategy, record_history, "step")
         plan, consts = setup["plan"], setup["consts"]
         fns = _programs(plan)

@@ -289,6 +289,28 @@ def test_iterate_step_events_match_torch(pipes):
     assert step_engine.last_mode == "step" and res.sequences.tolist() == ej[-1].tokens.tolist()
 
 
+def test_lookahead_step_events_and_per_row_forwards_match_torch(pipes):
+    """LoPA's step events on JAX: the torch loop's tokens, and its per-row forwards (``row_forwards``, what
+    ``bench.runner.decode_batch`` charges each row), so the bench decodes lopa on either backend alike."""
+    from bench.runner import decode_batch
+
+    tp, jp = pipes["llada"]
+    rows = ROWS + [[3]]  # ragged rows fill their blocks at different steps: their forwards differ
+    cfg = DecodeConfig(gen_length=8, block_length=4, suppress_mask_token=True,
+                       strategy={"type": "lopa", "num_lookahead": 3, "threshold": 0.3})
+    kw = dict(input_ids=rows, gen_length=8, block_length=4, suppress_mask_token=True, strategy=cfg.strategy)
+    et, ej = list(dllm.iterate(tp, **kw)), list(dllm.iterate(jp, **kw))
+    assert jp.engine.last_mode == "lookahead" and len(et) == len(ej) > 0
+    for a, b in zip(et, ej):
+        assert (a.step, a.block, a.step_in_block, a.nfe) == (b.step, b.block, b.step_in_block, b.nfe)
+        np.testing.assert_array_equal(a.tokens.numpy(), b.tokens)
+        np.testing.assert_array_equal(a.row_forwards.numpy(), b.row_forwards)
+    t, j = decode_batch(tp.engine, rows, cfg, cfg.strategy), decode_batch(jp.engine, rows, cfg, cfg.strategy)
+    assert (j.sequences, j.nfe, j.nfe_batch) == (t.sequences, t.nfe, t.nfe_batch)
+    alone = [dllm.generate(tp, **dict(kw, input_ids=[r])).nfe[0] for r in rows]
+    assert j.nfe == alone
+
+
 def test_backend_argument_and_conversion(pipes, tiny_dirs):
     tp, jp = pipes["llada"]
     a = dllm.generate(tp, strategy="low_confidence", **KW)

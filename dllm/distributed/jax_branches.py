@@ -373,6 +373,9 @@ class JaxLookahead:
         nfe = bf = rows_fw = step = 0
         logits = owner = None
         zeros_b = np.zeros(B, np.int32)
+        # per-row forwards as if each row were decoded alone (greedy), as in the torch loop (dllm.lookahead): a row
+        # whose anchor fills its block skips the verification alone and forwards its bare canvas next step instead
+        row_stale = np.ones(B, bool)
 
         for blk in range(config.num_blocks):
             start, end = P + blk * BL, P + (blk + 1) * BL
@@ -390,6 +393,9 @@ class JaxLookahead:
                     break
                 if s >= BL:
                     raise RuntimeError(f"lopa did not finish block {blk} within {BL} iterations.")
+                has_maskable = maskable.any(-1)
+                row_forwards = (has_maskable & row_stale).astype(np.int64)
+                row_stale &= ~has_maskable
                 if logits is None:
                     logits = fns["single"](self.params, put(canvas), attn_d, pos_d, pmask_d)
                     owner = put(zeros_b)
@@ -413,6 +419,7 @@ class JaxLookahead:
                 k_eff = int(lv_h.sum(-1).max()) if K else 0
                 if k_eff == 0:
                     new, logits = anchor, None
+                    row_stale |= has_maskable
                 else:
                     lp_h, lt_h = _host(lp), _host(lt)
                     winner, owner, logits = fns["verify"](self.params, put(anchor), lp, lt, lv, lc, attn_d, pos_d,
@@ -420,6 +427,9 @@ class JaxLookahead:
                     nfe += 1
                     bf += k_eff + 1
                     rows_fw += self.n * fns["g"]
+                    verified = lv_h[:, :k_eff].any(-1)
+                    row_forwards += has_maskable & verified
+                    row_stale |= has_maskable & ~verified
                     w = _host(winner)
                     new = anchor.copy()
                     look = np.nonzero(w > 0)[0]
@@ -431,7 +441,7 @@ class JaxLookahead:
                     history.append(canvas[:, P:].copy())
                 yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                                 remasked=np.zeros_like(committed[:, P:]), tokens=canvas[:, P:].copy(),
-                                canvas=canvas.copy(), nfe=nfe, prompt_length=P)
+                                canvas=canvas.copy(), nfe=nfe, prompt_length=P, row_forwards=row_forwards)
                 s += 1
                 step += 1
             if config.stop_on_eos and stop_ids:

@@ -78,6 +78,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="checkpoint folder with tokenizer (default: the reference model dllm/reference_model/)")
     m.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="weight dtype (default float32)")
+    m.add_argument("--backend", default="torch", choices=("torch", "jax"),
+                   help="decoding engine (default torch; jax: the flax.nnx model on JAX's default device)")
     m.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     m.add_argument("--trust-remote-code", action="store_true",
                    help="let transformers run the tokenizer code shipped in the model folder (Dream); trusted "
@@ -171,7 +173,7 @@ def options_from_args(args: argparse.Namespace):
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, cfg_scale=args.cfg_scale,
         stop_on_eos=args.stop_on_eos, logits_eos_inf=args.logits_eos_inf,
         confidence_eos_eot_inf=args.confidence_eos_eot_inf, chat_template=not args.no_chat_template,
-        dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code, pbx=args.pbx, plots=not args.no_plots, progress=args.progress,
+        backend=args.backend, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code, pbx=args.pbx, plots=not args.no_plots, progress=args.progress,
         dry_run=args.dry_run)
 
 

@@ -73,6 +73,8 @@ class BenchOptions:
         seed, temperature, top_p, top_k, cfg_scale, stop_on_eos, logits_eos_inf, confidence_eos_eot_inf:
             ``DecodeConfig`` fields.
         chat_template: wrap ``item.messages`` in the tokenizer's chat template.
+        backend: ``"torch"`` or ``"jax"`` (``dllm.load(backend=...)``): the engine that decodes; every strategy,
+            LoPA included, is charged the same per-row forwards on both.
         dtype, device, trust_remote_code: model loading (``dllm.load``); trust_remote_code is needed for Dream's
             tokenizer and only for folders you trust.
         pbx: PBx thresholds (percent).
@@ -104,6 +106,7 @@ class BenchOptions:
     logits_eos_inf: bool = False
     confidence_eos_eot_inf: bool = False
     chat_template: bool = True
+    backend: str = "torch"
     dtype: str = "float32"
     device: str | None = None
     trust_remote_code: bool = False
@@ -254,7 +257,7 @@ def _model_fingerprint(path: Path | None) -> dict[str, Any]:
 
 def _run_config(opts: BenchOptions, model_path: Path | None) -> dict[str, Any]:
     """The settings that change results: a rerun into the same folder must match them."""
-    return {
+    cfg = {
         "model": _model_fingerprint(model_path),
         "dtype": opts.dtype,
         "data": {"tasks_from": str(Path(opts.tasks_from).resolve()) if opts.tasks_from else None,
@@ -265,6 +268,9 @@ def _run_config(opts: BenchOptions, model_path: Path | None) -> dict[str, Any]:
                    "seed": int(opts.seed)},
         "chat_template": bool(opts.chat_template),
     }
+    if opts.backend != "torch":  # absent = torch, so run folders written before the option still resume
+        cfg["backend"] = opts.backend
+    return cfg
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -476,6 +482,8 @@ def run_bench(opts: BenchOptions, log=print) -> dict[str, Any] | None:
     """
     if not isinstance(opts.batch_size, int) or opts.batch_size < 1:
         raise BenchError(f"--batch-size must be a positive integer, got {opts.batch_size!r}.")
+    if opts.backend not in ("torch", "jax"):
+        raise BenchError(f"--backend must be 'torch' or 'jax', got {opts.backend!r}.")
     families = plan_settings(opts)
     settings = _unique_settings(families)
     fam_labels = _family_labels(families)
@@ -531,7 +539,7 @@ def run_bench(opts: BenchOptions, log=print) -> dict[str, Any] | None:
     if total and pipe is None:
         import dllm
 
-        pipe = dllm.load(model_path, dtype=opts.dtype, device=opts.device,
+        pipe = dllm.load(model_path, backend=opts.backend, dtype=opts.dtype, device=opts.device,
                          trust_remote_code=opts.trust_remote_code)
     if pipe is not None:
         tokenizer = pipe.tokenizer

@@ -206,6 +206,27 @@ def test_decode_batch_charges_lookahead_rows_their_own_forwards(llada_pipe):
     assert differed  # the case this test is about: rows of one batch finishing at different forwards
 
 
+def test_jax_backend_writes_the_torch_samples(llada_dir, tmp_path, capsys):
+    """``--backend jax``: the same tokens, scores and per-row forwards as torch (LoPA's included), and a run folder
+    of one backend is not resumed with the other."""
+    pytest.importorskip("jax")
+    args = ["bench", "--model", str(llada_dir), "--tasks", "copy", "--limit", "3", "--batch-size", "3",
+            "--strategy", "low_confidence", "--strategy", "lopa", "--param", "branches=3", "--gen-length", "8",
+            "--block-length", "4", "--no-progress", "--no-plots"]
+    torch_out, jax_out = tmp_path / "torch", tmp_path / "jax"
+    assert cli.main([*args, "--out", str(torch_out)]) == 0
+    assert cli.main([*args, "--backend", "jax", "--out", str(jax_out)]) == 0
+    t, j = read_lines(torch_out / "samples.jsonl"), read_lines(jax_out / "samples.jsonl")
+    assert len(t) == len(j) == 6 and any(r["strategy"]["type"] == "lopa" for r in j)
+    assert strip_timing(j) == strip_timing(t)
+    capsys.readouterr()
+    assert cli.main([*args, "--backend", "jax", "--out", str(torch_out)]) == 2
+    assert "backend" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--backend", "tpu", "--out", str(tmp_path / "x")])
+    assert "--backend" in capsys.readouterr().err
+
+
 def test_cli_errors(llada_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: --param without a --strategy before it
         cli.main(["bench", "--param", "threshold=0.9", "--out", str(tmp_path / "x")])

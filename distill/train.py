@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.05
     warmup: int = 200
+    decay_start: int = 0  # warmup-stable-decay: constant lr until this step, then the cosine (0: cosine after warmup)
     weight_decay: float = 0.05
     scaled_init: bool = True  # residual output projections drawn at std 0.02 / sqrt(2 * num_layers) (GPT-2 style)
     grad_clip: float = 1.0
@@ -81,6 +82,9 @@ class TrainConfig:
             raise ValueError(f"length_buckets must be >= 1 (1: one padded batch), got {self.length_buckets}")
         if not 0.0 < self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in (0, 1] (1.0 keeps the lr constant), got {self.min_lr_ratio}")
+        if not 0 <= self.decay_start < max(1, self.steps):
+            raise ValueError(f"decay_start must be in [0, steps) (0: decay right after warm-up), got "
+                             f"{self.decay_start} with steps={self.steps}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"need lr > 0, steps >= 0 and batch_size >= 1; got lr={self.lr}, steps={self.steps}, "
                              f"batch_size={self.batch_size}")
@@ -90,9 +94,13 @@ class TrainConfig:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant until ``decay_start`` (the stable phase of a warmup-stable-decay schedule,
+    Hägele et al. 2024, arXiv 2405.18392; lets a long constant-lr run be resumed and annealed at the end), then a
+    cosine down to ``lr * min_lr_ratio`` at ``steps``."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    begin = max(cfg.warmup, cfg.decay_start)
+    progress = min(1.0, max(0, step - begin) / max(1, cfg.steps - begin))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

@@ -97,6 +97,12 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor_or_stays_constant():
     assert {round(lr_at(constant, s), 12) for s in range(10, 101)} == {1e-3}
     with pytest.raises(ValueError, match="min_lr_ratio"):
         TrainConfig(min_lr_ratio=0.0)
+    wsd = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1, decay_start=60)
+    assert {round(lr_at(wsd, s), 12) for s in range(10, 61)} == {1e-3}          # stable until decay_start
+    assert lr_at(wsd, 61) < 1e-3 and lr_at(wsd, 80) == pytest.approx(lr_at(cosine, 55))  # half-way down
+    assert lr_at(wsd, 100) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="decay_start"):
+        TrainConfig(steps=100, decay_start=100)
 
 
 def test_zero_shot_fraction_drops_only_the_one_shot_turn_and_keeps_the_data_stream():

@@ -385,6 +385,7 @@ class BatchDecode:
     nfe_batch: int
     wall_s: float
     branch_forwards: int | None = None
+    row_branch_forwards: list[int] | None = None  # lookahead: per row, the sequences it would forward alone
 
 
 def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> BatchDecode:
@@ -404,6 +405,7 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     schedule = getattr(strategy, "schedule", "fixed")
     actives: list = []
     forwards: list = []  # [B] forwards each step cost each row (a lookahead step may cost 2: bare canvas + branches)
+    branches: list = []  # [B] sequences each lookahead step would forward for each row alone
     prev_nfe = 0
     block_active = None
     t0 = time.perf_counter()
@@ -429,6 +431,8 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
             forwards.append(torch.full((ev.tokens.shape[0],), int(ev.nfe) - prev_nfe))
         else:
             forwards.append(torch.as_tensor(ev.row_forwards).cpu().long())
+        if ev.row_branch_forwards is not None:
+            branches.append(torch.as_tensor(ev.row_branch_forwards).cpu().long())
         prev_nfe = int(ev.nfe)
     seqs = torch.as_tensor(res.sequences).cpu().long()
     order = torch.as_tensor(res.decoding_order).cpu().long()
@@ -437,14 +441,16 @@ def decode_batch(engine, rows: Sequence[Sequence[int]], config, strategy) -> Bat
     if actives:
         act = torch.stack(actives).cpu().long()              # [T, B]
         nfe = (act * torch.stack(forwards)).sum(0)           # [B] forwards of the steps the row took part in
+        row_bf = (act * torch.stack(branches)).sum(0).tolist() if len(branches) == len(actives) else None
         local = (act.cumsum(0) - 1).T                         # [B, T] row-local index of each global step
         idx = order.clamp(min=0, max=act.shape[0] - 1)
         order = torch.where(order >= 0, torch.gather(local, 1, idx), torch.full_like(order, -1))
     else:
         nfe = torch.zeros(B, dtype=torch.long)
+        row_bf = None
     bf = getattr(res, "branch_forwards", None)
     return BatchDecode(sequences=seqs.tolist(), nfe=nfe.tolist(), order=order.tolist(), nfe_batch=int(res.nfe),
-                       wall_s=wall, branch_forwards=None if bf is None else int(bf))
+                       wall_s=wall, branch_forwards=None if bf is None else int(bf), row_branch_forwards=row_bf)
 
 
 # ================================================================================================ the run
@@ -635,6 +641,8 @@ def _record(pipe, task, item, setting: Setting, cfg, prompt_text: str, out: Batc
     }
     if out.branch_forwards is not None and out.branch_forwards != out.nfe_batch:
         rec["branch_forwards_batch"] = out.branch_forwards  # lookahead strategies: sequences forwarded per prompt
+    if out.row_branch_forwards is not None:
+        rec["branch_forwards"] = out.row_branch_forwards[r]  # what this prompt would forward decoded alone
     if sc.details:
         rec["details"] = {k: v for k, v in sc.details.items() if isinstance(v, (int, float, bool))}
     return rec

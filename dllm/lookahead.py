@@ -212,6 +212,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 raise RuntimeError(f"strategy {label!r} did not finish block {blk} within {BL} iterations.")
 
             row_forwards = (has_maskable & row_stale).long()
+            row_branches = row_forwards.clone()   # alone: the bare canvas, then anchor + its own valid lookaheads
             row_stale = row_stale & ~has_maskable
             # 1. logits of the current canvas: carried from the last verification, else one forward of it alone
             if stale:
@@ -285,6 +286,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 logits, owner = res.logits, res.owner
                 verified = lvalid[:, :k_eff].any(-1)
                 row_forwards = row_forwards + (has_maskable & verified).long()
+                row_branches = row_branches + (has_maskable & verified).long() * (lvalid[:, :k_eff].sum(-1) + 1)
                 row_stale = row_stale | (has_maskable & ~verified)
             committed = new_canvas != canvas
             order = torch.where(committed, step, order)
@@ -293,7 +295,8 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 history.append(canvas[:, P:].cpu())
             yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                             remasked=torch.zeros_like(committed[:, P:]), tokens=canvas[:, P:], canvas=canvas,
-                            nfe=nfe, prompt_length=P, row_forwards=row_forwards.cpu())
+                            nfe=nfe, prompt_length=P, row_forwards=row_forwards.cpu(),
+                            row_branch_forwards=row_branches.cpu())
             s += 1
             step += 1
 

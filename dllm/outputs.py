@@ -25,6 +25,8 @@ class StepEvent:
         row_forwards: ``[B]`` int64 or None: the forwards this step would have cost each row decoded alone (set by
             the lookahead loop, whose batched verification also forwards rows that no longer need it); None: every
             row that took part is charged the step's forwards.
+        row_branch_forwards: ``[B]`` int64 or None: the sequences (bare canvas, anchor, lookahead branches) this step
+            would have forwarded for each row decoded alone (lookahead loops only).
     """
 
     step: int
@@ -37,6 +39,7 @@ class StepEvent:
     nfe: int
     prompt_length: int
     row_forwards: Any = None
+    row_branch_forwards: Any = None
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,8 @@ def test_decode_batch_charges_lookahead_rows_their_own_forwards(llada_pipe):
         assert batch.sequences == [a.sequences[0] for a in alone], threshold
         assert batch.nfe == [a.nfe[0] for a in alone], threshold
         assert batch.order == [a.order[0] for a in alone], threshold
+        # and the sequences it would forward alone (bare canvas + anchor + its own lookaheads), not the batch's
+        assert batch.row_branch_forwards == [a.branch_forwards for a in alone], threshold
         differed |= len(set(batch.nfe)) > 1
     assert differed  # the case this test is about: rows of one batch finishing at different forwards
 

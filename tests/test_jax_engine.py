@@ -305,6 +305,7 @@ def test_lookahead_step_events_and_per_row_forwards_match_torch(pipes):
         assert (a.step, a.block, a.step_in_block, a.nfe) == (b.step, b.block, b.step_in_block, b.nfe)
         np.testing.assert_array_equal(a.tokens.numpy(), b.tokens)
         np.testing.assert_array_equal(a.row_forwards.numpy(), b.row_forwards)
+        np.testing.assert_array_equal(a.row_branch_forwards.numpy(), b.row_branch_forwards)
     t, j = decode_batch(tp.engine, rows, cfg, cfg.strategy), decode_batch(jp.engine, rows, cfg, cfg.strategy)
     assert (j.sequences, j.nfe, j.nfe_batch) == (t.sequences, t.nfe, t.nfe_batch)
     alone = [dllm.generate(tp, **dict(kw, input_ids=[r])).nfe[0] for r in rows]

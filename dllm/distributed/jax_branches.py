@@ -395,6 +395,7 @@ class JaxLookahead:
                     raise RuntimeError(f"lopa did not finish block {blk} within {BL} iterations.")
                 has_maskable = maskable.any(-1)
                 row_forwards = (has_maskable & row_stale).astype(np.int64)
+                row_branches = row_forwards.copy()  # alone: the bare canvas, then anchor + its own valid lookaheads
                 row_stale &= ~has_maskable
                 if logits is None:
                     logits = fns["single"](self.params, put(canvas), attn_d, pos_d, pmask_d)
@@ -429,6 +430,7 @@ class JaxLookahead:
                     rows_fw += self.n * fns["g"]
                     verified = lv_h[:, :k_eff].any(-1)
                     row_forwards += has_maskable & verified
+                    row_branches += (has_maskable & verified) * (lv_h[:, :k_eff].sum(-1) + 1)
                     row_stale |= has_maskable & ~verified
                     w = _host(winner)
                     new = anchor.copy()
@@ -441,7 +443,8 @@ class JaxLookahead:
                     history.append(canvas[:, P:].copy())
                 yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                                 remasked=np.zeros_like(committed[:, P:]), tokens=canvas[:, P:].copy(),
-                                canvas=canvas.copy(), nfe=nfe, prompt_length=P, row_forwards=row_forwards)
+                                canvas=canvas.copy(), nfe=nfe, prompt_length=P, row_forwards=row_forwards,
+                                row_branch_forwards=row_branches)
                 s += 1
                 step += 1
             if config.stop_on_eos and stop_ids:

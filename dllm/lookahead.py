@@ -34,6 +34,7 @@ from .config import DecodeConfig
 from .noise import NoiseSource
 from .outputs import StepEvent
 from .decoding import demoted_ids
+from .row_accounting import RowForwardLedger
 from .processors import classifier_free_guidance, demote_candidates, set_columns_to_neg_inf
 
 __all__ = ["Verified", "LocalBranches", "BranchContext", "run_lookahead"]
@@ -187,9 +188,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
     logits = None   # [B, L, V] winner logits of `canvas` for the rows this device owns (None: it owns none)
     owner = None    # [B] rank holding each row's logits, None = every rank (replicated)
     stale = True    # `canvas` has no logits yet: forward it alone first
-    # per-row forward accounting as if each row were decoded alone (greedy): a row whose anchor fills its block has
-    # no lookahead, so alone it would skip the verification and forward its bare canvas at its next step instead
-    row_stale = torch.ones(B, dtype=torch.bool, device=dev)
+    ledger = RowForwardLedger(torch.ones(B, dtype=torch.bool, device=dev))  # per-row forwards as if decoded alone
 
     for blk in range(config.num_blocks):
         start, end = P + blk * BL, P + (blk + 1) * BL
@@ -211,9 +210,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
             if s >= BL:
                 raise RuntimeError(f"strategy {label!r} did not finish block {blk} within {BL} iterations.")
 
-            row_forwards = (has_maskable & row_stale).long()
-            row_branches = row_forwards.clone()   # alone: the bare canvas, then anchor + its own valid lookaheads
-            row_stale = row_stale & ~has_maskable
+            ledger.begin(has_maskable)
             # 1. logits of the current canvas: carried from the last verification, else one forward of it alone
             if stale:
                 res = executor.verify(ctx, canvas[:, None], ones_b1, ones_b1.to(torch.float32))
@@ -274,7 +271,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
             k_eff = int(lvalid.sum(-1).max()) if K else 0
             if k_eff == 0:   # every row's block is full after its anchor (or k = 0): forward lazily next time
                 new_canvas, logits, owner, stale = anchor, None, None, True
-                row_stale = row_stale | has_maskable
+                ledger.skipped(has_maskable)
             else:
                 branches = build_branches(anchor, ltok[:, :k_eff], lpos[:, :k_eff], lvalid[:, :k_eff])
                 valid = torch.cat([ones_b1, lvalid[:, :k_eff]], dim=1)
@@ -284,10 +281,7 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 branch_forwards += k_eff + 1
                 new_canvas = branches[rows, res.winner]
                 logits, owner = res.logits, res.owner
-                verified = lvalid[:, :k_eff].any(-1)
-                row_forwards = row_forwards + (has_maskable & verified).long()
-                row_branches = row_branches + (has_maskable & verified).long() * (lvalid[:, :k_eff].sum(-1) + 1)
-                row_stale = row_stale | (has_maskable & ~verified)
+                ledger.verified(has_maskable, lvalid[:, :k_eff])
             committed = new_canvas != canvas
             order = torch.where(committed, step, order)
             canvas = new_canvas
@@ -295,8 +289,8 @@ def run_lookahead(engine, input_ids: Sequence[Sequence[int]], config: DecodeConf
                 history.append(canvas[:, P:].cpu())
             yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                             remasked=torch.zeros_like(committed[:, P:]), tokens=canvas[:, P:], canvas=canvas,
-                            nfe=nfe, prompt_length=P, row_forwards=row_forwards.cpu(),
-                            row_branch_forwards=row_branches.cpu())
+                            nfe=nfe, prompt_length=P, row_forwards=ledger.forwards.cpu(),
+                            row_branch_forwards=ledger.branches.cpu())
             s += 1
             step += 1
 

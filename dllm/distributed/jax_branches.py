@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from ..decoding import run_to_end
+from ..row_accounting import RowForwardLedger
 
 __all__ = ["make_mesh", "initialize_distributed", "JaxLookahead", "LookaheadResult", "generate", "main"]
 
@@ -373,9 +374,7 @@ class JaxLookahead:
         nfe = bf = rows_fw = step = 0
         logits = owner = None
         zeros_b = np.zeros(B, np.int32)
-        # per-row forwards as if each row were decoded alone (greedy), as in the torch loop (dllm.lookahead): a row
-        # whose anchor fills its block skips the verification alone and forwards its bare canvas next step instead
-        row_stale = np.ones(B, bool)
+        ledger = RowForwardLedger(np.ones(B, bool))  # per-row forwards as if decoded alone, as in dllm.lookahead
 
         for blk in range(config.num_blocks):
             start, end = P + blk * BL, P + (blk + 1) * BL
@@ -394,9 +393,7 @@ class JaxLookahead:
                 if s >= BL:
                     raise RuntimeError(f"lopa did not finish block {blk} within {BL} iterations.")
                 has_maskable = maskable.any(-1)
-                row_forwards = (has_maskable & row_stale).astype(np.int64)
-                row_branches = row_forwards.copy()  # alone: the bare canvas, then anchor + its own valid lookaheads
-                row_stale &= ~has_maskable
+                ledger.begin(has_maskable)
                 if logits is None:
                     logits = fns["single"](self.params, put(canvas), attn_d, pos_d, pmask_d)
                     owner = put(zeros_b)
@@ -420,7 +417,7 @@ class JaxLookahead:
                 k_eff = int(lv_h.sum(-1).max()) if K else 0
                 if k_eff == 0:
                     new, logits = anchor, None
-                    row_stale |= has_maskable
+                    ledger.skipped(has_maskable)
                 else:
                     lp_h, lt_h = _host(lp), _host(lt)
                     winner, owner, logits = fns["verify"](self.params, put(anchor), lp, lt, lv, lc, attn_d, pos_d,
@@ -428,10 +425,7 @@ class JaxLookahead:
                     nfe += 1
                     bf += k_eff + 1
                     rows_fw += self.n * fns["g"]
-                    verified = lv_h[:, :k_eff].any(-1)
-                    row_forwards += has_maskable & verified
-                    row_branches += (has_maskable & verified) * (lv_h[:, :k_eff].sum(-1) + 1)
-                    row_stale |= has_maskable & ~verified
+                    ledger.verified(has_maskable, lv_h[:, :k_eff])
                     w = _host(winner)
                     new = anchor.copy()
                     look = np.nonzero(w > 0)[0]
@@ -443,8 +437,8 @@ class JaxLookahead:
                     history.append(canvas[:, P:].copy())
                 yield StepEvent(step=step, block=blk, step_in_block=s, committed=committed[:, P:],
                                 remasked=np.zeros_like(committed[:, P:]), tokens=canvas[:, P:].copy(),
-                                canvas=canvas.copy(), nfe=nfe, prompt_length=P, row_forwards=row_forwards,
-                                row_branch_forwards=row_branches)
+                                canvas=canvas.copy(), nfe=nfe, prompt_length=P, row_forwards=ledger.forwards,
+                                row_branch_forwards=ledger.branches)
                 s += 1
                 step += 1
             if config.stop_on_eos and stop_ids:

@@ -191,9 +191,64 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, help="cpu, or cuda[:N] to train on a GPU (resumable across devices)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--recipe", metavar="FILE|NAME",
+                   help="train the phases of a recipe YAML (distill.recipe; shipped: 'reference', the shipped model's "
+                        "history) instead of the flags above; only --out, --device, --threads, --save-every and "
+                        "--no-progress apply with it. Re-run to resume.")
+
+
+#: ``dllm train`` options that describe the run environment; every other option is part of a recipe.
+_ENVIRONMENT_OPTIONS = ("out", "device", "threads", "save_every", "no_progress", "recipe")
+
+
+def _reference_tokenizer_for(out: str):
+    tok_dir = Path(out) / "tokenizer"
+    if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(tok_dir))
+    return build_reference_tokenizer()
+
+
+def _maker_for(cfg: TrainConfig, tokenizer):
+    return example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights, cfg.lookup_fraction,
+                         cfg.aux_tasks)
+
+
+def run_recipe(args: argparse.Namespace) -> int:
+    """Train every phase of ``args.recipe`` in turn, resuming from the run folder's state (see distill.recipe)."""
+    import yaml
+
+    from .recipe import load_recipe
+    from .train import saved_step
+
+    defaults = argparse.ArgumentParser()
+    add_train_arguments(defaults)
+    defaults = vars(defaults.parse_args([]))
+    clashing = [k for k, v in vars(args).items()
+                if k in defaults and k not in _ENVIRONMENT_OPTIONS and v != defaults[k]]
+    if clashing:
+        flags = ", ".join("--" + k.replace("_", "-") for k in clashing)
+        raise ValueError(f"{flags} cannot be combined with --recipe (the recipe sets them); edit the recipe instead")
+    recipe = load_recipe(args.recipe)
+    configs = recipe.configs(out=args.out, device=args.device, threads=args.threads, save_every=args.save_every)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    tokenizer = _reference_tokenizer_for(args.out)
+    for i, cfg in enumerate(configs):
+        if saved_step(cfg.out) >= cfg.steps:
+            continue
+        print(f"recipe phase {i + 1}/{len(configs)}: steps to {cfg.steps}")
+        train(cfg, _maker_for(cfg, tokenizer), tokenizer, progress=not args.no_progress)
+        if saved_step(cfg.out) < cfg.steps:  # interrupted: train() saved the state; the next run resumes here
+            return 0
+    print(f"recipe finished at step {recipe.steps}; model in {Path(args.out) / 'model'}")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if getattr(args, "recipe", None):
+        return run_recipe(args)
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       min_lr_ratio=args.min_lr_ratio, decay_start=args.decay_start, weight_decay=args.weight_decay,
                       scaled_init=not args.no_scaled_init,
@@ -204,16 +259,8 @@ def run_train(args: argparse.Namespace) -> int:
                       lookup_fraction=args.lookup_fraction, aux_tasks=args.aux_tasks,
                       length_buckets=args.length_buckets,
                       device=args.device)
-    tok_dir = Path(cfg.out) / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file():  # resuming: the vocabulary must not change
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-    else:
-        tokenizer = build_reference_tokenizer()
-    make_example = example_maker(tokenizer, cfg.seed, cfg.zero_shot_fraction, cfg.task_weights,
-                                 cfg.lookup_fraction, cfg.aux_tasks)
-    model_dir = train(cfg, make_example, tokenizer, progress=not args.no_progress)
+    tokenizer = _reference_tokenizer_for(cfg.out)
+    model_dir = train(cfg, _maker_for(cfg, tokenizer), tokenizer, progress=not args.no_progress)
     print(f"model written to {model_dir}")
     return 0
 

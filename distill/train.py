@@ -299,6 +299,14 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     return out / "model"
 
 
+def saved_step(out: str | Path) -> int:
+    """The step of the training state saved in run folder ``out`` (0 if there is none yet)."""
+    state_path = Path(out) / "train_state.pt"
+    if not state_path.exists():
+        return 0
+    return int(torch.load(state_path, weights_only=False, map_location="cpu")["step"])
+
+
 def export(model: DiffusionTransformer, tokenizer, path: Path) -> None:
     save_torch_model(model, path)
     tokenizer.save_pretrained(str(path))

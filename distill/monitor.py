@@ -10,6 +10,11 @@ accuracy over only the content slots whose token is *not* shared by every scored
 of a list answer, without the ``["`` / ``",`` framing that is about half of its tokens (``None`` where every
 answer token is shared, as in the 4×4 puzzles). ``item_first_acc`` / ``item_later_acc`` split it into the first
 token of each name (after framing) and the tokens that follow it inside the name (the last names).
+``edit_acc`` (list tasks) is the accuracy over the content slots whose token differs from the *input list copied
+as the answer* at the same place: the replaced name, the inserted name and everything it shifts, the reordered
+items. A model that copies the input whatever the instruction says scores ~100 % on ``item_acc`` slots it shares
+with the copy and 0 % here. ``novel_acc`` narrows it to the slots whose token is nowhere in the input list (the
+inserted or replacing name, which only the instruction line holds).
 
 ``t = 1`` is the first step of a decode (nothing committed yet); small ``t`` is the end of a decode, where a model
 that copies from the prompt is near 100 % and one on the "marginal names" plateau is not.
@@ -52,7 +57,11 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
         one_shot = [encode_example(tokenizer, name, it.messages, it.target_text, gen_len) for it in items]
         inputs = one_shot if not zero_shot else [
             encode_example(tokenizer, name, it.messages[-1:], it.target_text, gen_len) for it in items]
-        row = score_examples(model, name, one_shot, inputs, t, seed)
+        copies = None
+        if all(isinstance(it.input, dict) and str(it.input.get("context", "")).startswith("[") for it in items):
+            copies = [encode_example(tokenizer, name, it.messages, it.input["context"], gen_len).answer_ids
+                      for it in items]
+        row = score_examples(model, name, one_shot, inputs, t, seed, copy_answers=copies)
         rows.append({**row, "zero_shot": True} if zero_shot else row)
     return rows
 
@@ -108,9 +117,12 @@ def _check_args(t: float, per_task: int) -> None:
 
 
 def score_examples(model, name: str, mask_examples: list[Example], input_examples: list[Example], t: float,
-                   seed: int) -> dict:
+                   seed: int, copy_answers: list[list[int]] | None = None) -> dict:
     """One row scoring ``input_examples`` with masks drawn over the collated ``mask_examples`` (the same answers,
-    possibly longer prompts: the answer canvas is the last ``gen_len`` columns of both batches)."""
+    possibly longer prompts: the answer canvas is the last ``gen_len`` columns of both batches).
+
+    ``copy_answers`` (one ``gen_len`` id list per example): the answer canvas of the input copied unchanged; the
+    slots where the true answer differs from it are scored as ``edit_acc`` (``None`` without it)."""
     cfg = model.config
     gen_len = len(input_examples[0].answer_ids)
     mask_batch = collate(mask_examples, cfg.pad_token_id)
@@ -133,9 +145,15 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
     # induction step "the token that follows this first name in the prompt", a separate mechanism.
     after_item = torch.zeros_like(item)
     after_item[:, 1:] = item[:, :-1]
+    edit, novel = torch.zeros_like(content), torch.zeros_like(content)
+    if copy_answers is not None:
+        copied = torch.tensor(copy_answers, dtype=ids.dtype)
+        edit[:, -gen_len:] = content[:, -gen_len:] & (ids[:, -gen_len:] != copied)
+        for b in range(ids.shape[0]):
+            novel[b, -gen_len:] = content[b, -gen_len:] & ~torch.isin(ids[b, -gen_len:], copied[b])
     row = {"task": name, "t": t, "n": len(input_examples), "masked_ce": round(float(ce), 4)}
     for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
-                       ("item_later_acc", item & after_item)):
+                       ("item_later_acc", item & after_item), ("edit_acc", edit), ("novel_acc", novel)):
         n = int((masked & slots).sum())
         row[key] = round(int((hit & slots).sum()) / n, 4) if n else None
     return row
@@ -178,10 +196,11 @@ def main(argv=None) -> int:
                 print(json.dumps(r))
             continue
         print(f"t = {t}{' (zero-shot prompts)' if args.zero_shot else ''}: task, masked-slot CE, accuracy on "
-              "content / name / first-name-token / later-name-token slots")
+              "content / name / first-name-token / later-name-token / edited (vs the input copied) / new-name slots")
         for r in rows:
             accs = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%"
-                    for k in ("content_acc", "item_acc", "item_first_acc", "item_later_acc"))
+                    for k in ("content_acc", "item_acc", "item_first_acc", "item_later_acc", "edit_acc",
+                              "novel_acc"))
             print(f"  {r['task']:<36} {r['masked_ce']:>7.3f} " + " ".join(f"{a:>7}" for a in accs))
     return 0
 

@@ -159,3 +159,33 @@ def test_copy_by_frame_rows_split_items_by_lines_around_the_list(tiny):
     assert keys == sorted(set(keys)) and len(keys) > 4
     assert sum(r["n"] for r in rows) == 40
     assert all(r["task"] == f"aux/copy_framed[before={b},after={a}]" for r, (b, a) in zip(rows, keys))
+
+
+def test_edit_slots_separate_doing_the_task_from_copying_the_input(tiny, monkeypatch):
+    from bench.tasks.registry import get_task
+    from bench.tasks.splits import load_task
+    from distill.data import encode_example
+
+    model, tok = tiny
+    name = "waiting_line/replace_index"
+    oracle = _Oracle(model.config, len(tok))
+    _leak_answers_to(oracle, monkeypatch)
+    truth = monitor.score_tasks(oracle, tok, [name, "waiting_line/copy", "puzzle/sudoku_n4_12"], per_task=3, t=1.0)
+    assert [r["edit_acc"] for r in truth] == [1.0, None, None]  # copy: nothing differs; puzzles: no input list
+    assert [r["novel_acc"] for r in truth] == [1.0, None, None]
+
+    gen_len = get_task(name).max_tokens
+    copies = torch.tensor([encode_example(tok, name, it.messages, it.input["context"], gen_len).answer_ids
+                           for it in load_task(name, split="validation", limit=3)])
+
+    class Copier(_Oracle):
+        """Answers with the input list unchanged, whatever the instruction says."""
+
+        def raw_logits(self, ids, attention_mask, position_ids):
+            guess = self.truth.clone()
+            guess[:, -gen_len:] = copies
+            return torch.nn.functional.one_hot(guess, self.vocab).float() * 50
+
+    oracle.__class__ = Copier
+    row = monitor.score_tasks(oracle, tok, [name], per_task=3, t=1.0)[0]
+    assert row["edit_acc"] == row["novel_acc"] == 0.0 and row["item_acc"] > 0.4  # most names are copies

@@ -11,6 +11,11 @@ row is as short as the probe's:
   instructions or a shuffle of their words. A model trained on ``copy_bare`` alone learned a copy tied to the list's
   place in the row: any line before or after it took accuracy on the copied names from ~80 % to ~1 % (session 8,
   docs/reference_model.md); varying the frame leaves finding the list by its content as the only way;
+* ``insert_bare`` / ``replace_bare`` (session 11): the insert or replace task's own instruction line (with the new
+  name in quotes; half of the rows say "at position I", half "at a random position") and the list, nothing else.
+  At step 21,629 the reference model copied the input list in every insert/replace answer and never wrote the new
+  name (``python -m distill.monitor``'s ``novel_acc``: 0 %); these short rows make the quoted name the only
+  source of the missing slot;
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -69,6 +74,28 @@ def copy_framed_item(rng: random.Random) -> tuple[str, str]:
     return before + people + after, answer
 
 
+_EDIT_LINES = {  # the waiting-line task configs' own instruction lines (bench/data/waiting_line/task_config.yaml)
+    "insert": ('A new person "{word}" is inserted into the line at position {index}:',
+               'A new person "{word}" is inserted into the line at a random position:'),
+    "replace": ('The person at position {index} must be replaced with "{word}":',
+                'One person in the waiting line must be replaced with "{word}":'),
+}
+
+
+def edit_bare_item(kind: str, rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)`` for ``kind`` ``"insert"`` or ``"replace"``: the task's instruction line with a
+    new name (first and last name both unused in the list) and a list of 3–6 names; the answer inserts it at, or
+    replaces the name at, the stated (or, for the random-position line, a drawn) 0-based index."""
+    from bench.tasks.generators import list_to_str, name_population, sample_names
+
+    n = rng.randint(3, 6)
+    *people, word = sample_names(rng, name_population(), n + 1)
+    index = rng.randint(0, n) if kind == "insert" else rng.randint(0, n - 1)
+    line = _EDIT_LINES[kind][rng.random() < 0.5].format(word=word, index=index)
+    target = people[:index] + [word] + people[index + (kind == "replace"):]
+    return f"{line}\n{list_to_str(people)}\n", list_to_str(target)
+
+
 @dataclass(frozen=True)
 class TextAuxTask:
     """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
@@ -88,6 +115,8 @@ class TextAuxTask:
 AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_bare": TextAuxTask("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
     "copy_framed": TextAuxTask("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
+    "insert_bare": TextAuxTask("insert_bare", lambda rng: edit_bare_item("insert", rng), COPY_GEN_LENGTH),
+    "replace_bare": TextAuxTask("replace_bare", lambda rng: edit_bare_item("replace", rng), COPY_GEN_LENGTH),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

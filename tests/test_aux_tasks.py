@@ -38,6 +38,27 @@ def test_bare_lookup_has_the_two_lists_and_nothing_else():
         assert [a.split()[0] for a in json.loads(answer)] == asked
 
 
+@pytest.mark.parametrize("kind", ["insert", "replace"])
+def test_bare_insert_and_replace_put_the_quoted_new_name_at_the_stated_place(ref_tok, kind):
+    lines = set()
+    for seed in range(40):
+        prompt, answer = aux_tasks.edit_bare_item(kind, random.Random(seed))
+        line, listed, end = prompt.split("\n")
+        people, target, word = json.loads(listed), json.loads(answer), line.split('"')[1]
+        assert end == "" and word not in people and target.count(word) == 1
+        assert {word.split()[0], word.split()[1]}.isdisjoint(w for p in people for w in p.split())
+        index = target.index(word)
+        assert target[:index] + target[index + 1:] == (people if kind == "insert" else people[:index] + people[index + 1:])
+        assert len(target) == len(people) + (kind == "insert")
+        if "position" in line and "random" not in line:  # the stated-index line
+            assert f"position {index}:" in line or f"position {index} must" in line
+        lines.add(line.replace(word, "W").split(" position")[0])
+        ex = aux_tasks.AUX_TASKS[f"{kind}_bare"](ref_tok, random.Random(seed))
+        assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
+        assert ex.answer_ids[-1] == ref_tok.eos_token_id  # the longest answer still fits the 32-slot canvas
+    assert len(lines) == 2  # both the stated-position and the random-position instruction
+
+
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
 def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(1))

@@ -74,7 +74,7 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
     slots, one on the marginal-names plateau near chance."""
     import random
 
-    from .aux_tasks import AUX_TASKS
+    from .aux_tasks import AUX_TASKS, TextAuxTask
 
     _check_args(t, per_task)
     unknown = [n for n in aux_names if n not in AUX_TASKS]
@@ -82,8 +82,19 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         raise ValueError(f"aux task(s) {unknown} unknown; known: {sorted(AUX_TASKS)}")
     rows = []
     for name in aux_names:
-        examples = [AUX_TASKS[name](tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
-        rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed))
+        task = AUX_TASKS[name]
+        if not isinstance(task, TextAuxTask):
+            examples = [task(tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
+            rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed))
+            continue
+        items = [task.item(random.Random(f"eval:{i}")) for i in range(per_task)]
+        examples = [task.encode(tokenizer, prompt, answer) for prompt, answer in items]
+        # Rows with one input list (copy_*, insert_bare, replace_bare) also get edit/novel slots against it.
+        lists = [[line for line in prompt.splitlines() if line.startswith("[")] for prompt, _ in items]
+        copies = None
+        if all(len(found) == 1 for found in lists):
+            copies = [task.encode(tokenizer, prompt, found[0]).answer_ids for (prompt, _), found in zip(items, lists)]
+        rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, copy_answers=copies))
     return rows
 
 

@@ -132,6 +132,9 @@ def test_aux_rows_score_fresh_items_and_an_oracle_perfectly(tiny, monkeypatch):
     _leak_answers_to(oracle, monkeypatch)
     (row,) = monitor.score_aux_tasks(oracle, tok, ["copy_bare"], per_task=2, t=1.0)
     assert row["item_later_acc"] == 1.0 and row["content_acc"] == 1.0
+    # Rows with one input list are also scored against it copied: the new name of insert_bare is "novel".
+    bare, lookup = monitor.score_aux_tasks(oracle, tok, ["insert_bare", "lookup_bare"], per_task=4, t=1.0)
+    assert bare["edit_acc"] == bare["novel_acc"] == 1.0 and lookup["novel_acc"] is None
 
 
 def test_unknown_aux_task_is_named(tiny):

@@ -16,6 +16,9 @@ row is as short as the probe's:
   At step 21,629 the reference model copied the input list in every insert/replace answer and never wrote the new
   name (``python -m distill.monitor``'s ``novel_acc``: 0 %); these short rows make the quoted name the only
   source of the missing slot;
+* ``sort_bare`` (session 11): the sort task's first instruction line and a list of 2–6 names, the answer the
+  plain string sort (the benchmark's semantics: by first name, although the line says "by last name"); two-name
+  lists make the comparison itself a whole row;
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -96,6 +99,17 @@ def edit_bare_item(kind: str, rng: random.Random) -> tuple[str, str]:
     return f"{line}\n{list_to_str(people)}\n", list_to_str(target)
 
 
+_SORT_LINE = "The following people should be organized alphabetically by last name for efficient processing:"
+
+
+def sort_bare_item(rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: the sort task's instruction line and 2–6 names; the answer is ``sorted``."""
+    from bench.tasks.generators import list_to_str, name_population, sample_names
+
+    people = sample_names(rng, name_population(), rng.randint(2, 6))
+    return f"{_SORT_LINE}\n{list_to_str(people)}\n", list_to_str(sorted(people))
+
+
 @dataclass(frozen=True)
 class TextAuxTask:
     """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
@@ -117,6 +131,7 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_framed": TextAuxTask("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
     "insert_bare": TextAuxTask("insert_bare", lambda rng: edit_bare_item("insert", rng), COPY_GEN_LENGTH),
     "replace_bare": TextAuxTask("replace_bare", lambda rng: edit_bare_item("replace", rng), COPY_GEN_LENGTH),
+    "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

@@ -59,6 +59,19 @@ def test_bare_insert_and_replace_put_the_quoted_new_name_at_the_stated_place(ref
     assert len(lines) == 2  # both the stated-position and the random-position instruction
 
 
+def test_bare_sort_is_the_benchmark_string_sort_from_two_names_up(ref_tok):
+    lengths = set()
+    for seed in range(40):
+        prompt, answer = aux_tasks.sort_bare_item(random.Random(seed))
+        line, listed, end = prompt.split("\n")
+        people, target = json.loads(listed), json.loads(answer)
+        assert end == "" and "alphabetically" in line and target == sorted(people) and sorted(target) == sorted(people)
+        lengths.add(len(people))
+        ex = aux_tasks.AUX_TASKS["sort_bare"](ref_tok, random.Random(seed))
+        assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
+    assert lengths == {2, 3, 4, 5, 6}
+
+
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
 def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(1))

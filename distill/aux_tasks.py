@@ -77,12 +77,11 @@ def copy_framed_item(rng: random.Random) -> tuple[str, str]:
     return before + people + after, answer
 
 
-_EDIT_LINES = {  # the waiting-line task configs' own instruction lines (bench/data/waiting_line/task_config.yaml)
-    "insert": ('A new person "{word}" is inserted into the line at position {index}:',
-               'A new person "{word}" is inserted into the line at a random position:'),
-    "replace": ('The person at position {index} must be replaced with "{word}":',
-                'One person in the waiting line must be replaced with "{word}":'),
-}
+def _instruction_line(task: str) -> str:
+    """The instruction line (second prompt line, placeholders kept) of a waiting-line task's config template."""
+    from bench.tasks.registry import get_task
+
+    return get_task(task).prompt.splitlines()[1]
 
 
 def edit_bare_item(kind: str, rng: random.Random) -> tuple[str, str]:
@@ -94,12 +93,10 @@ def edit_bare_item(kind: str, rng: random.Random) -> tuple[str, str]:
     n = rng.randint(3, 6)
     *people, word = sample_names(rng, name_population(), n + 1)
     index = rng.randint(0, n) if kind == "insert" else rng.randint(0, n - 1)
-    line = _EDIT_LINES[kind][rng.random() < 0.5].format(word=word, index=index)
+    at_random = rng.random() < 0.5
+    line = _instruction_line(f"waiting_line/{kind}_{'random' if at_random else 'index'}").format(word=word, index=index)
     target = people[:index] + [word] + people[index + (kind == "replace"):]
     return f"{line}\n{list_to_str(people)}\n", list_to_str(target)
-
-
-_SORT_LINE = "The following people should be organized alphabetically by last name for efficient processing:"
 
 
 def sort_bare_item(rng: random.Random) -> tuple[str, str]:
@@ -107,7 +104,7 @@ def sort_bare_item(rng: random.Random) -> tuple[str, str]:
     from bench.tasks.generators import list_to_str, name_population, sample_names
 
     people = sample_names(rng, name_population(), rng.randint(2, 6))
-    return f"{_SORT_LINE}\n{list_to_str(people)}\n", list_to_str(sorted(people))
+    return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(people)}\n", list_to_str(sorted(people))
 
 
 @dataclass(frozen=True)

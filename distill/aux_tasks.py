@@ -15,7 +15,9 @@ row is as short as the probe's:
   name in quotes; half of the rows say "at position I", half "at a random position") and the list, nothing else.
   At step 21,629 the reference model copied the input list in every insert/replace answer and never wrote the new
   name (``python -m distill.monitor``'s ``novel_acc``: 0 %); these short rows make the quoted name the only
-  source of the missing slot;
+  source of the missing slot; ``insert_short`` / ``replace_short`` are the same with 1–2 names, where the new
+  name is half or all of the answer, so copying the list cannot hide its loss (the 3–6-name rows did not move
+  ``novel_acc`` in their first 1,000 steps);
 * ``sort_bare`` (session 11): the sort task's first instruction line and a list of 2–6 names, the answer the
   plain string sort (the benchmark's semantics: by first name, although the line says "by last name"); two-name
   lists make the comparison itself a whole row;
@@ -84,13 +86,14 @@ def _instruction_line(task: str) -> str:
     return get_task(task).prompt.splitlines()[1]
 
 
-def edit_bare_item(kind: str, rng: random.Random) -> tuple[str, str]:
+def edit_bare_item(kind: str, rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
     """``(prompt_text, answer_text)`` for ``kind`` ``"insert"`` or ``"replace"``: the task's instruction line with a
-    new name (first and last name both unused in the list) and a list of 3–6 names; the answer inserts it at, or
-    replaces the name at, the stated (or, for the random-position line, a drawn) 0-based index."""
+    new name (first and last name both unused in the list) and a list of ``min_people``–``max_people`` names; the
+    answer inserts it at, or replaces the name at, the stated (or, for the random-position line, a drawn) 0-based
+    index."""
     from bench.tasks.generators import list_to_str, name_population, sample_names
 
-    n = rng.randint(3, 6)
+    n = rng.randint(min_people, max_people)
     *people, word = sample_names(rng, name_population(), n + 1)
     index = rng.randint(0, n) if kind == "insert" else rng.randint(0, n - 1)
     at_random = rng.random() < 0.5
@@ -128,6 +131,8 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_framed": TextAuxTask("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
     "insert_bare": TextAuxTask("insert_bare", lambda rng: edit_bare_item("insert", rng), COPY_GEN_LENGTH),
     "replace_bare": TextAuxTask("replace_bare", lambda rng: edit_bare_item("replace", rng), COPY_GEN_LENGTH),
+    "insert_short": TextAuxTask("insert_short", lambda rng: edit_bare_item("insert", rng, 1, 2), COPY_GEN_LENGTH),
+    "replace_short": TextAuxTask("replace_short", lambda rng: edit_bare_item("replace", rng, 1, 2), COPY_GEN_LENGTH),
     "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),

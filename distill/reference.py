@@ -183,7 +183,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="curriculum: fraction of rows from the train-only last-name lookup task (distill.lookup)")
     p.add_argument("--aux-tasks", default=d.aux_tasks, metavar="NAME=FRACTION,...",
                    help="curriculum: fractions of rows from short train-only tasks, e.g. 'copy_bare=0.6,lookup_bare=0.2' "
-                        "(distill.aux_tasks: copy_bare, copy_framed, insert_bare, replace_bare, sort_bare, lookup, lookup_bare)")
+                        "(distill.aux_tasks: copy_bare, copy_framed, insert_bare, replace_bare, insert_short, replace_short, sort_bare, lookup, lookup_bare)")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")

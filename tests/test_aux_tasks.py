@@ -57,6 +57,11 @@ def test_bare_insert_and_replace_put_the_quoted_new_name_at_the_stated_place(ref
         assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
         assert ex.answer_ids[-1] == ref_tok.eos_token_id  # the longest answer still fits the 32-slot canvas
     assert len(lines) == 2  # both the stated-position and the random-position instruction
+    sizes = {len(json.loads(aux_tasks.edit_bare_item(kind, random.Random(s), 1, 2)[0].split("\n")[1]))
+             for s in range(20)}
+    assert sizes == {1, 2}
+    ex = aux_tasks.AUX_TASKS[f"{kind}_short"](ref_tok, random.Random(0))
+    assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
 
 
 def test_bare_sort_is_the_benchmark_string_sort_from_two_names_up(ref_tok):

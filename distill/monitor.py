@@ -160,8 +160,8 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
     if copy_answers is not None:
         copied = torch.tensor(copy_answers, dtype=ids.dtype)
         edit[:, -gen_len:] = content[:, -gen_len:] & (ids[:, -gen_len:] != copied)
-        for b in range(ids.shape[0]):
-            novel[b, -gen_len:] = content[b, -gen_len:] & ~torch.isin(ids[b, -gen_len:], copied[b])
+        in_input = (ids[:, -gen_len:, None] == copied[:, None, :]).any(-1)  # [B, gen_len]: token is in the row's input
+        novel[:, -gen_len:] = content[:, -gen_len:] & ~in_input
     row = {"task": name, "t": t, "n": len(input_examples), "masked_ce": round(float(ce), 4)}
     for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
                        ("item_later_acc", item & after_item), ("edit_acc", edit), ("novel_acc", novel)):

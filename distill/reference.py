@@ -235,12 +235,14 @@ def run_recipe(args: argparse.Namespace) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     tokenizer = _reference_tokenizer_for(args.out)
+    done = saved_step(args.out)
     for i, cfg in enumerate(configs):
-        if saved_step(cfg.out) >= cfg.steps:
+        if done >= cfg.steps:
             continue
         print(f"recipe phase {i + 1}/{len(configs)}: steps to {cfg.steps}")
         train(cfg, _maker_for(cfg, tokenizer), tokenizer, progress=not args.no_progress)
-        if saved_step(cfg.out) < cfg.steps:  # interrupted: train() saved the state; the next run resumes here
+        done = saved_step(args.out)
+        if done < cfg.steps:  # interrupted: train() saved the state; the next run resumes here
             return 0
     print(f"recipe finished at step {recipe.steps}; model in {Path(args.out) / 'model'}")
     return 0

@@ -21,6 +21,10 @@ row is as short as the probe's:
 * ``sort_bare`` (session 11): the sort task's first instruction line and a list of 2–6 names, the answer the
   plain string sort (the benchmark's semantics: by first name, although the line says "by last name"); two-name
   lists make the comparison itself a whole row;
+* ``sort_first`` (session 12): the same line with 2–6 first names only (one token each). ``sort_bare`` rows got
+  the first names of the answer in order on 35 % of the slots after 3,000 steps (``distill.monitor``, t = 1), so
+  the model had not learned the order of the 92 first names, which it sees only as opaque word tokens; these rows
+  ask for that order and nothing else (no last name to bind);
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -110,6 +114,14 @@ def sort_bare_item(rng: random.Random) -> tuple[str, str]:
     return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(people)}\n", list_to_str(sorted(people))
 
 
+def sort_first_item(rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: the sort task's instruction line and 2–6 distinct first names, sorted."""
+    from bench.tasks.generators import list_to_str, name_population, sample_names
+
+    firsts = [name.split(" ", 1)[0] for name in sample_names(rng, name_population(), rng.randint(2, 6))]
+    return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(firsts)}\n", list_to_str(sorted(firsts))
+
+
 @dataclass(frozen=True)
 class TextAuxTask:
     """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
@@ -134,6 +146,7 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "insert_short": TextAuxTask("insert_short", lambda rng: edit_bare_item("insert", rng, 1, 2), COPY_GEN_LENGTH),
     "replace_short": TextAuxTask("replace_short", lambda rng: edit_bare_item("replace", rng, 1, 2), COPY_GEN_LENGTH),
     "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
+    "sort_first": TextAuxTask("sort_first", sort_first_item, COPY_GEN_LENGTH),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

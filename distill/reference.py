@@ -165,8 +165,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
                    help="final lr as a fraction of --lr (1.0: constant lr after warm-up)")
     p.add_argument("--decay-start", type=int, default=d.decay_start, metavar="STEP",
-                   help="keep the lr constant until STEP, then cosine to --min-lr-ratio at --steps (anneal a resumed "
+                   help="keep the lr constant until STEP, then cosine to --min-lr-ratio at --steps or --decay-end (anneal a resumed "
                         "constant-lr run; default 0: decay right after warm-up)")
+    p.add_argument("--decay-end", type=int, default=d.decay_end, metavar="STEP",
+                   help="the step the cosine ends at (default 0: --steps); set it to stop a run mid-anneal and resume "
+                        "it with other flags on the same schedule")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay of the 2-D weights")
     p.add_argument("--no-scaled-init", action="store_true",
                    help="draw every 2-D weight at std 0.02 (default: residual output projections / sqrt(2*layers))")
@@ -252,7 +255,8 @@ def run_train(args: argparse.Namespace) -> int:
     if getattr(args, "recipe", None):
         return run_recipe(args)
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                      min_lr_ratio=args.min_lr_ratio, decay_start=args.decay_start, weight_decay=args.weight_decay,
+                      min_lr_ratio=args.min_lr_ratio, decay_start=args.decay_start,
+                      decay_end=args.decay_end, weight_decay=args.weight_decay,
                       scaled_init=not args.no_scaled_init,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size,

@@ -44,6 +44,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     warmup: int = 200
     decay_start: int = 0  # warmup-stable-decay: constant lr until this step, then the cosine (0: cosine after warmup)
+    decay_end: int = 0  # the step the cosine reaches lr * min_lr_ratio (0: steps); lets a run stop mid-anneal
     weight_decay: float = 0.05
     scaled_init: bool = True  # residual output projections drawn at std 0.02 / sqrt(2 * num_layers) (GPT-2 style)
     grad_clip: float = 1.0
@@ -85,6 +86,9 @@ class TrainConfig:
         if not 0 <= self.decay_start < max(1, self.steps):
             raise ValueError(f"decay_start must be in [0, steps) (0: decay right after warm-up), got "
                              f"{self.decay_start} with steps={self.steps}")
+        if self.decay_end and self.decay_end <= max(self.warmup, self.decay_start):
+            raise ValueError(f"decay_end must be 0 (= steps) or above warmup and decay_start, got {self.decay_end} "
+                             f"with warmup={self.warmup}, decay_start={self.decay_start}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"need lr > 0, steps >= 0 and batch_size >= 1; got lr={self.lr}, steps={self.steps}, "
                              f"batch_size={self.batch_size}")
@@ -96,11 +100,13 @@ class TrainConfig:
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then constant until ``decay_start`` (the stable phase of a warmup-stable-decay schedule,
     Hägele et al. 2024, arXiv 2405.18392; lets a long constant-lr run be resumed and annealed at the end), then a
-    cosine down to ``lr * min_lr_ratio`` at ``steps``."""
+    cosine down to ``lr * min_lr_ratio`` at ``decay_end`` (0: at ``steps``). A ``decay_end`` past ``steps`` keeps
+    the schedule of the longer run when a run is stopped and resumed with other flags mid-anneal (recipe phases)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     begin = max(cfg.warmup, cfg.decay_start)
-    progress = min(1.0, max(0, step - begin) / max(1, cfg.steps - begin))
+    end = cfg.decay_end or cfg.steps
+    progress = min(1.0, max(0, step - begin) / max(1, end - begin))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

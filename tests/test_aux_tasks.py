@@ -77,6 +77,19 @@ def test_bare_sort_is_the_benchmark_string_sort_from_two_names_up(ref_tok):
     assert lengths == {2, 3, 4, 5, 6}
 
 
+def test_first_name_sort_lists_only_distinct_first_names_and_sorts_them():
+    lengths = set()
+    for seed in range(40):
+        prompt, answer = aux_tasks.sort_first_item(random.Random(seed))
+        line, listed, end = prompt.split("\n")
+        firsts, target = json.loads(listed), json.loads(answer)
+        assert end == "" and line == aux_tasks._instruction_line("waiting_line/sort")
+        assert all(" " not in name for name in firsts) and len(set(firsts)) == len(firsts)
+        assert target == sorted(firsts)
+        lengths.add(len(firsts))
+    assert lengths == {2, 3, 4, 5, 6}
+
+
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
 def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(1))

@@ -62,6 +62,14 @@ def test_shipped_reference_recipe_is_valid_and_ends_at_the_shipped_step():
     configs = recipe.configs(out="runs/reference")
     assert [c.steps for c in configs] == sorted({c.steps for c in configs})
     assert configs[-1].hidden_size == 192 and configs[-1].num_layers == 6
+    # session 11 was one cosine (5e-4 from step 21,629 to 1e-5 at 26,200), stopped three times to add rows
+    from distill.train import TrainConfig, lr_at
+    one_cosine = TrainConfig(steps=26200, lr=5e-4, warmup=0, decay_start=21629, min_lr_ratio=0.02)
+    starts = [0] + [c.steps for c in configs]
+    session11 = [(start, c) for start, c in zip(starts, configs) if c.decay_start == 21629 and start >= 22128]
+    assert len(session11) == 4
+    for start, c in session11:
+        assert [lr_at(c, s) for s in range(start, c.steps)] == [lr_at(one_cosine, s) for s in range(start, c.steps)]
     with pytest.raises(ValueError, match="no shipped recipe"):
         load_recipe("no-such-recipe")
 

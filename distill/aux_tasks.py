@@ -11,6 +11,9 @@ row is as short as the probe's:
   instructions or a shuffle of their words. A model trained on ``copy_bare`` alone learned a copy tied to the list's
   place in the row: any line before or after it took accuracy on the copied names from ~80 % to ~1 % (session 8,
   docs/reference_model.md); varying the frame leaves finding the list by its content as the only way;
+* ``copy_confusable`` (session 12): ``copy_framed`` rows whose names all have one of the 25 last names the model
+  confused with each other (:data:`CONFUSABLE_LAST_NAMES`; mined from the step-26,200 model, hard-example
+  style), so the confused pairs meet in the same list;
 * ``insert_bare`` / ``replace_bare`` (session 11): the insert or replace task's own instruction line (with the new
   name in quotes; half of the rows say "at position I", half "at a random position") and the list, nothing else.
   At step 21,629 the reference model copied the input list in every insert/replace answer and never wrote the new
@@ -37,6 +40,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from .data import Example, encode_text_example
@@ -46,11 +50,13 @@ from .lookup import lookup_example, lookup_item
 COPY_GEN_LENGTH = 32  # the list tasks' canvas
 
 
-def copy_bare_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
-    """``(prompt_text, answer_text)``: a JSON list of full names, and the same list."""
+def copy_bare_item(rng: random.Random, min_people: int = 3, max_people: int = 6,
+                   population: tuple[str, ...] | None = None) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: a JSON list of full names (from ``population``, default all of the
+    benchmark's), and the same list."""
     from bench.tasks.generators import sample_names, name_population
 
-    people = json.dumps(sample_names(rng, name_population(), rng.randint(min_people, max_people)))
+    people = json.dumps(sample_names(rng, population or name_population(), rng.randint(min_people, max_people)))
     return people + "\n", people
 
 
@@ -75,12 +81,31 @@ def _frame_line(rng: random.Random) -> str:
     return " ".join([rng.choice(_FRAME_FIRST_WORDS), *words])
 
 
-def copy_framed_item(rng: random.Random) -> tuple[str, str]:
+def copy_framed_item(rng: random.Random, population: tuple[str, ...] | None = None) -> tuple[str, str]:
     """``(prompt_text, answer_text)``: :func:`copy_bare_item`'s list with 0–3 frame lines before it and 0–2 after."""
-    people, answer = copy_bare_item(rng)
+    people, answer = copy_bare_item(rng, population=population)
     before = "".join(_frame_line(rng) + "\n" for _ in range(rng.randint(0, 3)))
     after = "".join(_frame_line(rng) + "\n" for _ in range(rng.randint(0, 2)))
     return before + people + after, answer
+
+
+# The 25 last names the step-26,200 reference model copied wrongly more than 5 % of the time with the first name
+# visible (all other 165 at >= 98 %; 40 x 64 copy_bare rows), mostly as each other: Harris <-> Rogers,
+# Morris <-> Jenkins, Simpson <-> Peterson, Payne -> Walker, Wagner -> Burns, ... (session 12,
+# docs/reference_model.md). Lists drawn from them alone put the confused pairs side by side.
+CONFUSABLE_LAST_NAMES = (
+    "Lewis", "Freeman", "Simpson", "Black", "Hughes", "Morris", "Taylor", "Walsh", "Wagner", "Tran", "Nguyen",
+    "Payne", "Rogers", "Harris", "Burke", "Russell", "Jenkins", "Burns", "Kim", "Peterson", "Fisher", "Davis",
+    "Walker", "Johnston", "Boyd",
+)
+
+
+@lru_cache(maxsize=None)
+def confusable_population() -> tuple[str, ...]:
+    """The benchmark's full names whose last name is in :data:`CONFUSABLE_LAST_NAMES`."""
+    from bench.tasks.generators import name_population
+
+    return tuple(n for n in name_population() if n.split(" ", 1)[1] in CONFUSABLE_LAST_NAMES)
 
 
 def _instruction_line(task: str) -> str:
@@ -141,6 +166,8 @@ class TextAuxTask:
 AUX_TASKS: dict[str, Callable[..., Example]] = {
     "copy_bare": TextAuxTask("copy_bare", copy_bare_item, COPY_GEN_LENGTH),
     "copy_framed": TextAuxTask("copy_framed", copy_framed_item, COPY_GEN_LENGTH),
+    "copy_confusable": TextAuxTask("copy_confusable", lambda rng: copy_framed_item(rng, confusable_population()),
+                                   COPY_GEN_LENGTH),
     "insert_bare": TextAuxTask("insert_bare", lambda rng: edit_bare_item("insert", rng), COPY_GEN_LENGTH),
     "replace_bare": TextAuxTask("replace_bare", lambda rng: edit_bare_item("replace", rng), COPY_GEN_LENGTH),
     "insert_short": TextAuxTask("insert_short", lambda rng: edit_bare_item("insert", rng, 1, 2), COPY_GEN_LENGTH),

@@ -77,6 +77,18 @@ def test_bare_sort_is_the_benchmark_string_sort_from_two_names_up(ref_tok):
     assert lengths == {2, 3, 4, 5, 6}
 
 
+def test_confusable_copy_rows_use_only_the_confusable_last_names_and_keep_copy_framed_unchanged():
+    from bench.tasks.generators import name_population
+
+    for seed in range(30):
+        prompt, answer = aux_tasks.AUX_TASKS["copy_confusable"].item(random.Random(seed))
+        people = json.loads(answer)
+        assert f"{answer}\n" in prompt and {p.split(" ", 1)[1] for p in people} <= set(aux_tasks.CONFUSABLE_LAST_NAMES)
+    assert set(aux_tasks.CONFUSABLE_LAST_NAMES) <= {n.split(" ", 1)[1] for n in name_population()}
+    # the population argument must not change the rows of the recorded copy_framed stream
+    assert aux_tasks.copy_framed_item(random.Random(7)) == aux_tasks.copy_framed_item(random.Random(7), name_population())
+
+
 def test_first_name_sort_lists_only_distinct_first_names_and_sorts_them():
     lengths = set()
     for seed in range(40):

@@ -28,6 +28,12 @@ row is as short as the probe's:
   the first names of the answer in order on 35 % of the slots after 3,000 steps (``distill.monitor``, t = 1), so
   the model had not learned the order of the 92 first names, which it sees only as opaque word tokens; these rows
   ask for that order and nothing else (no last name to bind);
+* ``bind`` (session 12): the shuffle task's instruction line and 3–6 names; the answer is a random order of them
+  whose first names are given (:attr:`~distill.data.Example.unmasked`: never masked, no loss), so every loss slot
+  is a last name that only the first name just before it identifies. With the answer's first names visible the
+  step-26,200 model got 94 % of the last names on copy and 88 % on reverse (found by position) but 19 % on sort
+  and shuffle: it had no "find this first name in the list, read the next word" step, which every task whose
+  order is not a fixed function of position needs;
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
@@ -147,6 +153,30 @@ def sort_first_item(rng: random.Random) -> tuple[str, str]:
     return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(firsts)}\n", list_to_str(sorted(firsts))
 
 
+def bind_item(rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: the shuffle task's instruction line and 3–6 names, and a random order of them."""
+    from bench.tasks.generators import list_to_str, name_population, sample_names
+
+    people = sample_names(rng, name_population(), rng.randint(3, 6))
+    return f"{_instruction_line('waiting_line/shuffle')}\n{list_to_str(people)}\n", list_to_str(
+        rng.sample(people, len(people)))
+
+
+def bind_example(tokenizer, rng: random.Random) -> Example:
+    """A :func:`bind_item` row whose answer first names (the slot after each ``["`` / ``Ġ"`` list opener) are
+    :attr:`~distill.data.Example.unmasked`.
+
+    Raises:
+        ValueError: the tokenizer has no single token for the list openers (not the word-level tokenizer).
+    """
+    openers = {tokenizer.convert_tokens_to_ids(t) for t in ('["', '\u0120"')}
+    if None in openers or tokenizer.unk_token_id in openers:
+        raise ValueError("aux/bind needs a tokenizer with the word-level list openers '[\"' and ' \"' as tokens")
+    ex = encode_text_example(tokenizer, "aux/bind", *bind_item(rng), COPY_GEN_LENGTH)
+    firsts = tuple(j for j in range(1, len(ex.answer_ids)) if ex.answer_ids[j - 1] in openers)
+    return replace(ex, unmasked=firsts)
+
+
 @dataclass(frozen=True)
 class TextAuxTask:
     """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
@@ -174,6 +204,7 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "replace_short": TextAuxTask("replace_short", lambda rng: edit_bare_item("replace", rng, 1, 2), COPY_GEN_LENGTH),
     "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
     "sort_first": TextAuxTask("sort_first", sort_first_item, COPY_GEN_LENGTH),
+    "bind": bind_example,
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

@@ -18,6 +18,9 @@ class Example:
     task: str
     prompt_ids: tuple[int, ...]
     answer_ids: tuple[int, ...]  # exactly gen_length ids: answer then EOS padding
+    # answer slots (0-based) shown to the model in training, never masked and never scored (a curriculum row's
+    # given part, e.g. the first names of distill.aux_tasks' "bind" rows); () for every benchmark row
+    unmasked: tuple[int, ...] = ()
 
 
 def prompt_ids_for(tokenizer, messages: list[dict]) -> list[int]:
@@ -49,20 +52,25 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     """Left-pad ``prompt ++ answer`` rows to one length.
 
     Returns ``input_ids [B, T]``, ``attention_mask [B, T]`` bool, ``position_ids [B, T]`` (cumsum - 1, as the
-    engine builds them) and ``answer_mask [B, T]`` bool (the positions that may be masked and carry loss).
+    engine builds them), ``answer_mask [B, T]`` bool (the answer canvas) and ``answer_unmasked [B, T]`` bool (its
+    :attr:`Example.unmasked` slots: never masked, no loss; the masked slots are ``answer_mask & ~answer_unmasked``).
     """
     T = max(len(e.prompt_ids) + len(e.answer_ids) for e in examples)
     B = len(examples)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
     attn = torch.zeros((B, T), dtype=torch.bool)
     ans = torch.zeros((B, T), dtype=torch.bool)
+    given = torch.zeros((B, T), dtype=torch.bool)
     for b, e in enumerate(examples):
         row = list(e.prompt_ids) + list(e.answer_ids)
         ids[b, T - len(row):] = torch.tensor(row)
         attn[b, T - len(row):] = True
         ans[b, T - len(e.answer_ids):] = True
+        if e.unmasked:
+            given[b, torch.tensor(e.unmasked) + T - len(e.answer_ids)] = True
     pos = (attn.long().cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": attn, "position_ids": pos, "answer_mask": ans}
+    return {"input_ids": ids, "attention_mask": attn, "position_ids": pos, "answer_mask": ans,
+            "answer_unmasked": given}
 
 
 def batch_for_step(make_example, step: int, batch_size: int, seed: int) -> list[Example]:

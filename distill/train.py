@@ -127,6 +127,15 @@ def ensure_one_masked(masked: torch.Tensor, answer_mask: torch.Tensor) -> torch.
     return masked | (first & ~masked.any(-1, keepdim=True))
 
 
+def draw_training_masks(answer_mask: torch.Tensor, unmasked: torch.Tensor, t_min: float,
+                        generator: torch.Generator) -> torch.Tensor:
+    """The training masks ``[B, T]`` bool: :func:`draw_masked_answer_slots` (the same draws whatever ``unmasked``
+    holds, so rows without given slots see the masks they always had), minus the ``unmasked [B, T]`` slots, then
+    :func:`ensure_one_masked` over the slots that may be masked."""
+    maskable = answer_mask & ~unmasked
+    return ensure_one_masked(draw_masked_answer_slots(answer_mask, t_min, generator) & maskable, maskable)
+
+
 def masked_ce(model, batch: dict, masked: torch.Tensor, mask_id: int,
               bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace ``masked [B, T]`` slots of ``batch["input_ids"]`` by ``mask_id`` and score the model on them.
@@ -151,8 +160,7 @@ def masked_diffusion_loss(model, batch: dict, mask_id: int, t_min: float, genera
 
     Masks are drawn on the CPU ``generator`` whatever the batch's device, so a run is the same data and masks on
     CPU and GPU."""
-    ans = batch["answer_mask"].cpu()
-    masked = ensure_one_masked(draw_masked_answer_slots(ans, t_min, generator), ans)
+    masked = draw_training_masks(batch["answer_mask"].cpu(), batch["answer_unmasked"].cpu(), t_min, generator)
     return masked_ce(model, batch, masked, mask_id, bf16=bf16)[0]
 
 
@@ -181,8 +189,7 @@ def bucketed_loss_backward(model, examples: Sequence[Example], pad_id: int, mask
     is the full batch's, with about 30 % less padding on the one-shot/zero-shot mixture (lengths ~95-275).
     """
     full = collate(examples, pad_id)
-    ans = full["answer_mask"]
-    masked = ensure_one_masked(draw_masked_answer_slots(ans, t_min, generator), ans)
+    masked = draw_training_masks(full["answer_mask"], full["answer_unmasked"], t_min, generator)
     total = 0.0
     for rows in length_buckets(examples, n_buckets):
         batch = collate([examples[i] for i in rows], pad_id)

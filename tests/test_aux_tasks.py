@@ -89,6 +89,21 @@ def test_confusable_copy_rows_use_only_the_confusable_last_names_and_keep_copy_f
     assert aux_tasks.copy_framed_item(random.Random(7)) == aux_tasks.copy_framed_item(random.Random(7), name_population())
 
 
+def test_bind_rows_give_the_answer_first_names_and_leave_the_last_names_to_find(ref_tok):
+    orders = set()
+    for seed in range(30):
+        prompt, answer = aux_tasks.bind_item(random.Random(seed))
+        line, listed, end = prompt.split("\n")
+        people, target = json.loads(listed), json.loads(answer)
+        assert line == aux_tasks._instruction_line("waiting_line/shuffle") and sorted(target) == sorted(people)
+        orders.add(target == people)
+        ex = aux_tasks.AUX_TASKS["bind"](ref_tok, random.Random(seed))
+        given = [ref_tok.decode([ex.answer_ids[j]]).strip() for j in ex.unmasked]
+        assert given == [name.split(" ", 1)[0] for name in json.loads(ref_tok.decode(ex.answer_ids,
+                                                                                     skip_special_tokens=True))]
+    assert orders == {True, False}  # the order is drawn, so the input order is only sometimes the answer
+
+
 def test_first_name_sort_lists_only_distinct_first_names_and_sorts_them():
     lengths = set()
     for seed in range(40):

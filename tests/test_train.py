@@ -218,3 +218,21 @@ def test_scaled_init_and_weight_decay_are_settable_and_validated():
         assert float(o_proj.detach().std()) == pytest.approx(expected, rel=0.1)
     with pytest.raises(ValueError, match="weight_decay"):
         TrainConfig(weight_decay=-0.1)
+
+
+def test_unmasked_answer_slots_are_never_masked_and_other_rows_keep_their_masks():
+    from distill.data import Example, collate
+    from distill.train import draw_masked_answer_slots, draw_training_masks, ensure_one_masked
+
+    plain = [Example("t", (5, 6), (8, 9, 10, 11, 3, 3)), Example("t", (5, 6, 7), (8, 9, 10, 3, 3, 3))]
+    given = Example("aux/bind", (5,), (8, 9, 10, 11, 12, 3), unmasked=(1, 3))
+    batch = collate(plain + [given], pad_id=0)
+    assert batch["answer_unmasked"][2].nonzero().flatten().tolist() == [batch["input_ids"].shape[1] - 6 + 1,
+                                                                         batch["input_ids"].shape[1] - 6 + 3]
+    for seed in range(30):
+        masked = draw_training_masks(batch["answer_mask"], batch["answer_unmasked"], 0.02,
+                                     torch.Generator().manual_seed(seed))
+        old = ensure_one_masked(draw_masked_answer_slots(batch["answer_mask"], 0.02,
+                                                         torch.Generator().manual_seed(seed)), batch["answer_mask"])
+        assert not (masked & batch["answer_unmasked"]).any() and masked.any(-1).all()
+        assert torch.equal(masked[:2], old[:2])  # rows without given slots: the masks they always had

@@ -24,7 +24,9 @@ that copies from the prompt is near 100 % and one on the "marginal names" platea
 ``--aux copy_bare,lookup_bare`` scores the train-only rows of :mod:`distill.aux_tasks` the same way, on fresh
 items (``--zero-shot`` does not apply to them: they have no one-shot turn). ``--copy-frames 400`` splits fresh
 ``copy_framed`` items by the number of text lines before and after the list: does the copy find the list by its
-content, or only where the training rows put it?
+content, or only where the training rows put it? ``--later-only`` masks only the last names, the first names
+visible: on copy and reverse a model can read a last name by the item's position, on sort and shuffle only by
+finding the first name before it in the input list (the binding step; session 12).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from .data import Example, collate, encode_example
 
 
 def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0,
-                zero_shot: bool = False) -> list[dict]:
+                zero_shot: bool = False, later_only: bool = False) -> list[dict]:
     """One row per task: ``{"task", "t", "n", "masked_ce", "content_acc", "item_acc", ...}`` (plus
     ``"zero_shot": True`` when set) on its first ``per_task`` validation items. Masks are drawn from ``seed`` per
     task, so the same call on another checkpoint sees the same masks.
@@ -61,12 +63,13 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
         if all(isinstance(it.input, dict) and str(it.input.get("context", "")).startswith("[") for it in items):
             copies = [encode_example(tokenizer, name, it.messages, it.input["context"], gen_len).answer_ids
                       for it in items]
-        row = score_examples(model, name, one_shot, inputs, t, seed, copy_answers=copies)
+        row = score_examples(model, name, one_shot, inputs, t, seed, copy_answers=copies, later_only=later_only)
         rows.append({**row, "zero_shot": True} if zero_shot else row)
     return rows
 
 
-def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: float, seed: int = 0) -> list[dict]:
+def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: float, seed: int = 0,
+                    later_only: bool = False) -> list[dict]:
     """:func:`score_tasks` rows for the train-only rows of :mod:`distill.aux_tasks` (``task`` is ``"aux/NAME"``).
 
     Their items are drawn from ``random.Random(f"eval:{i}")``, a stream training never uses (it seeds items with
@@ -85,7 +88,7 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         task = AUX_TASKS[name]
         if not isinstance(task, TextAuxTask):
             examples = [task(tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
-            rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed))
+            rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, later_only=later_only))
             continue
         items = [task.item(random.Random(f"eval:{i}")) for i in range(per_task)]
         examples = [task.encode(tokenizer, prompt, answer) for prompt, answer in items]
@@ -94,7 +97,8 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         copies = None
         if all(len(found) == 1 for found in lists):
             copies = [task.encode(tokenizer, prompt, found[0]).answer_ids for (prompt, _), found in zip(items, lists)]
-        rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, copy_answers=copies))
+        rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, copy_answers=copies,
+                                   later_only=later_only))
     return rows
 
 
@@ -128,12 +132,16 @@ def _check_args(t: float, per_task: int) -> None:
 
 
 def score_examples(model, name: str, mask_examples: list[Example], input_examples: list[Example], t: float,
-                   seed: int, copy_answers: list[list[int]] | None = None) -> dict:
+                   seed: int, copy_answers: list[list[int]] | None = None, later_only: bool = False) -> dict:
     """One row scoring ``input_examples`` with masks drawn over the collated ``mask_examples`` (the same answers,
     possibly longer prompts: the answer canvas is the last ``gen_len`` columns of both batches).
 
     ``copy_answers`` (one ``gen_len`` id list per example): the answer canvas of the input copied unchanged; the
-    slots where the true answer differs from it are scored as ``edit_acc`` (``None`` without it)."""
+    slots where the true answer differs from it are scored as ``edit_acc`` (``None`` without it).
+
+    ``later_only``: only the later-name slots (the last names) may be masked, every first name stays visible: the
+    accuracy of binding a last name to the first name before it (``item_later_acc``; the row gets
+    ``"later_only": True``). Slots an example gives (:attr:`~distill.data.Example.unmasked`) are never masked."""
     cfg = model.config
     gen_len = len(input_examples[0].answer_ids)
     mask_batch = collate(mask_examples, cfg.pad_token_id)
@@ -147,15 +155,18 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
     answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
     shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
     item = content & ~torch.isin(ids, shared)
+    # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
+    # induction step "the token that follows this first name in the prompt", a separate mechanism.
+    after_item = torch.zeros_like(item)
+    after_item[:, 1:] = item[:, :-1]
+    masked &= ~batch["answer_unmasked"]
+    if later_only:
+        masked &= item & after_item
     with torch.no_grad():
         logits = model.raw_logits(torch.where(masked, cfg.mask_token_id, ids), batch["attention_mask"],
                                   batch["position_ids"]).float()
     ce = F.cross_entropy(logits[masked], ids[masked]) if masked.any() else torch.tensor(float("nan"))
     hit = (logits.argmax(-1) == ids) & masked & content
-    # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
-    # induction step "the token that follows this first name in the prompt", a separate mechanism.
-    after_item = torch.zeros_like(item)
-    after_item[:, 1:] = item[:, :-1]
     edit, novel = torch.zeros_like(content), torch.zeros_like(content)
     if copy_answers is not None:
         copied = torch.tensor(copy_answers, dtype=ids.dtype)
@@ -163,6 +174,8 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
         in_input = (ids[:, -gen_len:, None] == copied[:, None, :]).any(-1)  # [B, gen_len]: token is in the row's input
         novel[:, -gen_len:] = content[:, -gen_len:] & ~in_input
     row = {"task": name, "t": t, "n": len(input_examples), "masked_ce": round(float(ce), 4)}
+    if later_only:
+        row["later_only"] = True
     for key, slots in (("content_acc", content), ("item_acc", item), ("item_first_acc", item & ~after_item),
                        ("item_later_acc", item & after_item), ("edit_acc", edit), ("novel_acc", novel)):
         n = int((masked & slots).sum())
@@ -186,6 +199,9 @@ def main(argv=None) -> int:
                    help="drop the one-shot turn from the prompts (does the model copy from the wrong list?)")
     p.add_argument("--copy-frames", type=int, default=0, metavar="N",
                    help="also score N fresh copy_framed items split by the frame lines before/after the list")
+    p.add_argument("--later-only", action="store_true",
+                   help="mask only the last names (first names visible): can the model bind a last name to the "
+                        "first name before it when the order is not a fixed function of position (sort, shuffle)?")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = p.parse_args(argv)
@@ -198,15 +214,16 @@ def main(argv=None) -> int:
     tasks = select_tasks(patterns) if patterns else []
     aux = [a.strip() for a in args.aux.split(",") if a.strip()]
     for t in args.t or [0.3, 1.0]:
-        rows = score_tasks(model, tokenizer, tasks, args.per_task, t, args.seed, args.zero_shot)
-        rows += score_aux_tasks(model, tokenizer, aux, args.per_task, t, args.seed)
+        rows = score_tasks(model, tokenizer, tasks, args.per_task, t, args.seed, args.zero_shot, args.later_only)
+        rows += score_aux_tasks(model, tokenizer, aux, args.per_task, t, args.seed, args.later_only)
         if args.copy_frames:
             rows += score_copy_by_frame(model, tokenizer, args.copy_frames, t, args.seed)
         if args.json:
             for r in rows:
                 print(json.dumps(r))
             continue
-        print(f"t = {t}{' (zero-shot prompts)' if args.zero_shot else ''}: task, masked-slot CE, accuracy on "
+        print(f"t = {t}{' (zero-shot prompts)' if args.zero_shot else ''}"
+              f"{' (last names only)' if args.later_only else ''}: task, masked-slot CE, accuracy on "
               "content / name / first-name-token / later-name-token / edited (vs the input copied) / new-name slots")
         for r in rows:
             accs = ("n/a" if r[k] is None else f"{100 * r[k]:.1f}%"

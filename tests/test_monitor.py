@@ -76,6 +76,14 @@ def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_mask
     oracle.wrong_on = is_last
     row = monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0)[0]
     assert row["item_first_acc"] == 1.0 and row["item_later_acc"] == 0.0 and 0.4 < row["item_acc"] < 0.6
+    # --later-only masks the last names alone: no first-name slot is scored, and the bind rows' given first
+    # names are never masked either
+    for row in (monitor.score_tasks(oracle, tok, ["waiting_line/copy"], per_task=2, t=1.0, later_only=True)[0],
+                monitor.score_aux_tasks(oracle, tok, ["bind"], per_task=2, t=1.0, later_only=True)[0]):
+        assert row["later_only"] and row["item_first_acc"] is None and row["item_later_acc"] == 0.0
+        assert row["item_acc"] == 0.0 and row["content_acc"] == 0.0
+    bind = monitor.score_aux_tasks(oracle, tok, ["bind"], per_task=2, t=1.0)[0]
+    assert bind["item_first_acc"] is None and bind["item_later_acc"] == 0.0  # its first names are given
 
     class Echo(_Oracle):
         def raw_logits(self, ids, attention_mask, position_ids):

@@ -95,10 +95,11 @@ def copy_framed_item(rng: random.Random, population: tuple[str, ...] | None = No
     return before + people + after, answer
 
 
-# The 25 last names the step-26,200 reference model copied wrongly more than 5 % of the time with the first name
-# visible (all other 165 at >= 98 %; 40 x 64 copy_bare rows), mostly as each other: Harris <-> Rogers,
-# Morris <-> Jenkins, Simpson <-> Peterson, Payne -> Walker, Wagner -> Burns, ... (session 12,
-# docs/reference_model.md). Lists drawn from them alone put the confused pairs side by side.
+# The last names the step-26,200 reference model copied wrongly, mostly as each other (Harris <-> Rogers,
+# Morris <-> Jenkins, Simpson <-> Peterson, Payne -> Walker, Black -> Boyd, ...): the 24 below 95 % in
+# `python -m distill.name_confusions --model <that model> --rows 2560` plus Boyd (92 % in a first run; Black's sink);
+# the other 165 are at >= 98 % (session 12, docs/reference_model.md). Lists drawn from them alone put the confused
+# pairs side by side.
 CONFUSABLE_LAST_NAMES = (
     "Lewis", "Freeman", "Simpson", "Black", "Hughes", "Morris", "Taylor", "Walsh", "Wagner", "Tran", "Nguyen",
     "Payne", "Rogers", "Harris", "Burke", "Russell", "Jenkins", "Burns", "Kim", "Peterson", "Fisher", "Davis",

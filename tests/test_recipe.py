@@ -62,6 +62,11 @@ def test_shipped_reference_recipe_is_valid_and_ends_at_the_shipped_step():
     configs = recipe.configs(out="runs/reference")
     assert [c.steps for c in configs] == sorted({c.steps for c in configs})
     assert configs[-1].hidden_size == 192 and configs[-1].num_layers == 6
+    # the recipe ends where the committed state of the shipped weights (training/reference/) ends
+    from pathlib import Path
+    shipped = Path(__file__).resolve().parents[1] / "training" / "reference"
+    last_logged = json.loads((shipped / "loss_log.jsonl").read_text().splitlines()[-1])["step"]
+    assert recipe.steps == last_logged == json.loads((shipped / "train_config.json").read_text())["steps"]
     # session 11 was one cosine (5e-4 from step 21,629 to 1e-5 at 26,200), stopped three times to add rows
     from distill.train import TrainConfig, lr_at
     one_cosine = TrainConfig(steps=26200, lr=5e-4, warmup=0, decay_start=21629, min_lr_ratio=0.02)

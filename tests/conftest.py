@@ -29,6 +29,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture
+def leak_collate(monkeypatch):
+    """``leak_collate(module, oracle)``: patch ``module.collate`` so each clean batch it builds is also handed to
+    ``oracle.truth`` (the side channel a test model that "knows the answer" reads)."""
+    def install(module, oracle):
+        real_collate = module.collate
+
+        def collate_and_leak(examples, pad_id):
+            batch = real_collate(examples, pad_id)
+            oracle.truth = batch["input_ids"]
+            return batch
+
+        monkeypatch.setattr(module, "collate", collate_and_leak)
+
+    return install
+
+
 @pytest.fixture(scope="session")
 def make_checkpoint(tmp_path_factory):
     from dllm.testing import make_tiny_checkpoint

@@ -64,15 +64,19 @@ def test_bare_insert_and_replace_put_the_quoted_new_name_at_the_stated_place(ref
     assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
 
 
-def test_bare_sort_is_the_benchmark_string_sort_from_two_names_up(ref_tok):
+@pytest.mark.parametrize("name, words_per_name", [("sort_bare", 2), ("sort_first", 1)])
+def test_sort_rows_are_the_benchmark_string_sort_from_two_names_up(ref_tok, name, words_per_name):
+    item = {"sort_bare": aux_tasks.sort_bare_item, "sort_first": aux_tasks.sort_first_item}[name]
     lengths = set()
     for seed in range(40):
-        prompt, answer = aux_tasks.sort_bare_item(random.Random(seed))
+        prompt, answer = item(random.Random(seed))
         line, listed, end = prompt.split("\n")
         people, target = json.loads(listed), json.loads(answer)
-        assert end == "" and "alphabetically" in line and target == sorted(people) and sorted(target) == sorted(people)
+        assert end == "" and line == aux_tasks._instruction_line("waiting_line/sort") and "alphabetically" in line
+        assert target == sorted(people) and len(set(people)) == len(people)
+        assert {len(p.split()) for p in people} == {words_per_name}
         lengths.add(len(people))
-        ex = aux_tasks.AUX_TASKS["sort_bare"](ref_tok, random.Random(seed))
+        ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(seed))
         assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
     assert lengths == {2, 3, 4, 5, 6}
 
@@ -102,19 +106,6 @@ def test_bind_rows_give_the_answer_first_names_and_leave_the_last_names_to_find(
         assert given == [name.split(" ", 1)[0] for name in json.loads(ref_tok.decode(ex.answer_ids,
                                                                                      skip_special_tokens=True))]
     assert orders == {True, False}  # the order is drawn, so the input order is only sometimes the answer
-
-
-def test_first_name_sort_lists_only_distinct_first_names_and_sorts_them():
-    lengths = set()
-    for seed in range(40):
-        prompt, answer = aux_tasks.sort_first_item(random.Random(seed))
-        line, listed, end = prompt.split("\n")
-        firsts, target = json.loads(listed), json.loads(answer)
-        assert end == "" and line == aux_tasks._instruction_line("waiting_line/sort")
-        assert all(" " not in name for name in firsts) and len(set(firsts)) == len(firsts)
-        assert target == sorted(firsts)
-        lengths.add(len(firsts))
-    assert lengths == {2, 3, 4, 5, 6}
 
 
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))

@@ -27,18 +27,6 @@ class _Oracle(torch.nn.Module):
         return torch.nn.functional.one_hot(self.truth, self.vocab).float() * 50
 
 
-def _leak_answers_to(oracle, monkeypatch):
-    """Make the monitor's ``collate`` hand each clean batch to ``oracle.truth`` (the side channel it reads)."""
-    real_collate = monitor.collate
-
-    def collate_and_leak(examples, pad_id):
-        batch = real_collate(examples, pad_id)
-        oracle.truth = batch["input_ids"]
-        return batch
-
-    monkeypatch.setattr(monitor, "collate", collate_and_leak)
-
-
 def test_rows_cover_each_task_with_finite_scores(tiny):
     model, tok = tiny
     rows = monitor.score_tasks(model, tok, TASKS, per_task=3, t=0.5)
@@ -47,10 +35,10 @@ def test_rows_cover_each_task_with_finite_scores(tiny):
         assert r["n"] == 3 and r["t"] == 0.5 and 0 < r["masked_ce"] < 20 and 0 <= r["content_acc"] <= 1
 
 
-def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_masks_scores_zero(tiny, monkeypatch):
+def test_a_model_that_knows_the_answer_scores_perfectly_and_one_that_echoes_masks_scores_zero(tiny, leak_collate):
     model, tok = tiny
     oracle = _Oracle(model.config, len(tok))
-    _leak_answers_to(oracle, monkeypatch)
+    leak_collate(monitor, oracle)
     for r in monitor.score_tasks(oracle, tok, TASKS, per_task=2, t=1.0):
         assert r["content_acc"] == 1.0 and r["masked_ce"] < 1e-6
         assert r["item_acc"] == (1.0 if r["task"].startswith("waiting_line") else None)  # 4x4 grids: all shared
@@ -130,14 +118,14 @@ def test_zero_shot_prompts_drop_the_example_turn_and_keep_the_masks(tiny, monkey
     assert (seen[1] == mask_id).any()
 
 
-def test_aux_rows_score_fresh_items_and_an_oracle_perfectly(tiny, monkeypatch):
+def test_aux_rows_score_fresh_items_and_an_oracle_perfectly(tiny, leak_collate):
     model, tok = tiny
     rows = monitor.score_aux_tasks(model, tok, ["copy_bare", "lookup_bare"], per_task=3, t=0.5)
     assert [r["task"] for r in rows] == ["aux/copy_bare", "aux/lookup_bare"]
     assert all(r["n"] == 3 and 0 < r["masked_ce"] < 20 for r in rows)
 
     oracle = _Oracle(model.config, len(tok))
-    _leak_answers_to(oracle, monkeypatch)
+    leak_collate(monitor, oracle)
     (row,) = monitor.score_aux_tasks(oracle, tok, ["copy_bare"], per_task=2, t=1.0)
     assert row["item_later_acc"] == 1.0 and row["content_acc"] == 1.0
     # Rows with one input list are also scored against it copied: the new name of insert_bare is "novel".
@@ -172,7 +160,7 @@ def test_copy_by_frame_rows_split_items_by_lines_around_the_list(tiny):
     assert all(r["task"] == f"aux/copy_framed[before={b},after={a}]" for r, (b, a) in zip(rows, keys))
 
 
-def test_edit_slots_separate_doing_the_task_from_copying_the_input(tiny, monkeypatch):
+def test_edit_slots_separate_doing_the_task_from_copying_the_input(tiny, leak_collate):
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
     from distill.data import encode_example
@@ -180,7 +168,7 @@ def test_edit_slots_separate_doing_the_task_from_copying_the_input(tiny, monkeyp
     model, tok = tiny
     name = "waiting_line/replace_index"
     oracle = _Oracle(model.config, len(tok))
-    _leak_answers_to(oracle, monkeypatch)
+    leak_collate(monitor, oracle)
     truth = monitor.score_tasks(oracle, tok, [name, "waiting_line/copy", "puzzle/sudoku_n4_12"], per_task=3, t=1.0)
     assert [r["edit_acc"] for r in truth] == [1.0, None, None]  # copy: nothing differs; puzzles: no input list
     assert [r["novel_acc"] for r in truth] == [1.0, None, None]

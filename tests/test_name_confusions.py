@@ -20,18 +20,11 @@ class _Knows(torch.nn.Module):
         return torch.nn.functional.one_hot(guess, self.vocab).float() * 50
 
 
-def test_per_name_accuracy_and_confusions_come_from_last_name_slots_only(monkeypatch):
+def test_per_name_accuracy_and_confusions_come_from_last_name_slots_only(leak_collate):
     tok = build_reference_tokenizer()
     model = _Knows(build_model(TrainConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
                                tok).config, len(tok))
-    real_collate = name_confusions.collate
-
-    def leak(examples, pad_id):
-        batch = real_collate(examples, pad_id)
-        model.truth = batch["input_ids"]
-        return batch
-
-    monkeypatch.setattr(name_confusions, "collate", leak)
+    leak_collate(name_confusions, model)
     hits, totals, confusions = name_confusions.score_last_names(model, tok, rows=40)
     assert hits == totals and not confusions and len(totals) > 30
     assert all(name[0].isupper() and " " not in name for name in totals)  # last names, not framing

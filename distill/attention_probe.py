@@ -1,19 +1,22 @@
-"""Where do the answer's name slots look? Per-head attention of a checkpoint on the copy and reverse tasks.
+"""Where do the answer's name slots look? Per-head attention of a checkpoint on the list tasks that reorder the input.
 
 ``distill.monitor`` says *whether* names are copied; this says *how far* the copy circuit got. For each validation
-item of ``waiting_line/copy`` (or ``reverse``) the answer is masked, either entirely (``--mask all``: the first
+item of ``waiting_line/copy`` (or ``reverse``, ``sort``, ``shuffle``) the answer is masked, either entirely (``--mask all``: the first
 step of a decode) or only at the later name tokens (``--mask last``: the first name of every item is visible, so a
 model with an induction step could finish each name). Every attention head of every layer then reports the mean
 attention weight, averaged over the items' names, from
 
 * an answer first-name slot (``F``) or last-name slot (``L``) to the prompt's first-name (``pF``) or last-name
-  (``pL``) token of the *same* item (item ``k`` of the answer is item ``k`` of the prompt list for copy, item
-  ``n-1-k`` for reverse), and from ``L`` to its own item's answer first name (``aF``: a previous-token head);
+  (``pL``) token of the *same* item (the prompt-list item with the same name: item ``k`` for copy, ``n-1-k`` for
+  reverse, wherever it is for sort and shuffle), and from ``L`` to its own item's answer first name (``aF``: a
+  previous-token head);
 * a prompt first name to its own last name (``pF->pL``: a next-token head that could carry the last name to where
   the item is found) and back (``pL->pF``).
 
 A model that locates the item but reads only its first name shows ``L->pF`` high and ``L->pL`` ≈ 0 with no head
-writing ``pF->pL`` (the reference model at step 16,000; docs/reference_model.md, session 6).
+writing ``pF->pL`` (the reference model at step 16,000; docs/reference_model.md, session 6). On sort and shuffle
+(``--mask last``) a model with the binding step shows some head with ``L->pF`` or ``L->pL`` high; one that finds
+items only by position cannot (session 12).
 
     python -m distill.attention_probe --model runs/reference/model --mask last --per-task 16
 """
@@ -29,7 +32,8 @@ import torch.nn.functional as F
 from .data import encode_example
 
 KEYS = ("F->pF", "F->pL", "L->pF", "L->pL", "L->aF", "pF->pL", "pL->pF")
-_ITEM_ORDER = {"waiting_line/copy": False, "waiting_line/reverse": True}  # task -> answer is the list reversed
+# tasks whose answer is a reordering of the prompt's list: answer items are matched to prompt items by name
+TASKS = ("waiting_line/copy", "waiting_line/reverse", "waiting_line/shuffle", "waiting_line/sort")
 
 
 def attention_maps(model, input_ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -75,14 +79,14 @@ def head_attention(model, tokenizer, task: str, per_task: int, mask: str = "all"
         ``{"task", "mask", "n_items", "n_names", "heads": [{"layer", "head", KEY: weight, ...}, ...]}``.
 
     Raises:
-        ValueError: ``task`` is not copy/reverse, ``mask`` not ``all``/``last``, or an item whose answer and
-            prompt list do not have the same number of names (a tokenizer that splits names).
+        ValueError: ``task`` is not one of :data:`TASKS`, ``mask`` not ``all``/``last``, or an item whose answer
+            names are not those of the prompt's list (a tokenizer that splits names).
     """
     from bench.tasks.registry import get_task
     from bench.tasks.splits import load_task
 
-    if task not in _ITEM_ORDER:
-        raise ValueError(f"task must be one of {sorted(_ITEM_ORDER)} (item k maps to a known prompt item), got {task!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)} (answer items are prompt items reordered), got {task!r}")
     if mask not in ("all", "last"):
         raise ValueError(f"mask must be 'all' or 'last', got {mask!r}")
     openers = {tokenizer.convert_tokens_to_ids(t) for t in ('["', 'Ġ"')} - {tokenizer.unk_token_id, None}
@@ -95,12 +99,12 @@ def head_attention(model, tokenizer, task: str, per_task: int, mask: str = "all"
         ex = encode_example(tokenizer, task, messages, item.target_text, get_task(task).max_tokens)
         prompt, answer = list(ex.prompt_ids), list(ex.answer_ids)
         answer_names = [(f + len(prompt), l + len(prompt)) for f, l in name_positions(answer, openers)]
-        prompt_names = name_positions(prompt, openers)[-len(answer_names):]
-        if len(prompt_names) != len(answer_names) or not answer_names:
-            raise ValueError(f"{task} item {item.index}: {len(answer_names)} answer names vs a prompt list of "
-                             f"{len(prompt_names)}; names must be one token each")
-        if _ITEM_ORDER[task]:
-            prompt_names = prompt_names[::-1]
+        ids_at = prompt + answer
+        listed = {(ids_at[f], ids_at[l]): (f, l) for f, l in name_positions(prompt, openers)[-len(answer_names):]}
+        prompt_names = [listed.get((ids_at[f], ids_at[l])) for f, l in answer_names]
+        if None in prompt_names or not answer_names:
+            raise ValueError(f"{task} item {item.index}: the answer names are not the prompt list's; names must be "
+                             f"one first-name and one last-name token each")
         ids = torch.tensor([prompt + answer])
         if mask == "all":
             ids[0, len(prompt):] = mask_id
@@ -125,7 +129,7 @@ def head_attention(model, tokenizer, task: str, per_task: int, mask: str = "all"
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m distill.attention_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder (tokenizer files alongside)")
-    p.add_argument("--task", default="waiting_line/copy", choices=sorted(_ITEM_ORDER))
+    p.add_argument("--task", default="waiting_line/copy", choices=TASKS)
     p.add_argument("--mask", default="all", choices=("all", "last"),
                    help="all: whole answer masked; last: only the last names (first names visible)")
     p.add_argument("--per-task", type=int, default=16, help="validation items")

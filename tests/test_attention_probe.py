@@ -24,7 +24,7 @@ def test_recomputed_maps_are_distributions_and_reproduce_the_forward(tiny):
         assert torch.allclose(hidden, model.hidden_states(ids), atol=1e-5)
 
 
-@pytest.mark.parametrize("task", ["waiting_line/copy", "waiting_line/reverse"])
+@pytest.mark.parametrize("task", ap.TASKS)
 def test_planted_heads_are_found_on_the_right_items(tiny, monkeypatch, task):
     """Head 0 reads the previous token, head 1 the next one, head 2 the prompt token equal to the true one."""
     model, tok = tiny
@@ -62,7 +62,7 @@ def test_planted_heads_are_found_on_the_right_items(tiny, monkeypatch, task):
 def test_bad_arguments_are_named(tiny):
     model, tok = tiny
     with pytest.raises(ValueError, match="task"):
-        ap.head_attention(model, tok, "waiting_line/sort", per_task=1)
+        ap.head_attention(model, tok, "waiting_line/insert_index", per_task=1)
     with pytest.raises(ValueError, match="mask"):
         ap.head_attention(model, tok, "waiting_line/copy", per_task=1, mask="some")
 

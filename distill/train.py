@@ -83,9 +83,10 @@ class TrainConfig:
             raise ValueError(f"length_buckets must be >= 1 (1: one padded batch), got {self.length_buckets}")
         if not 0.0 < self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in (0, 1] (1.0 keeps the lr constant), got {self.min_lr_ratio}")
-        if not 0 <= self.decay_start < max(1, self.steps):
-            raise ValueError(f"decay_start must be in [0, steps) (0: decay right after warm-up), got "
-                             f"{self.decay_start} with steps={self.steps}")
+        # a run stopped before its anneal (decay_end set) may end before decay_start
+        if not 0 <= self.decay_start < max(1, self.decay_end or self.steps):
+            raise ValueError(f"decay_start must be in [0, decay_end or steps) (0: decay right after warm-up), got "
+                             f"{self.decay_start} with steps={self.steps}, decay_end={self.decay_end}")
         if self.decay_end and self.decay_end <= max(self.warmup, self.decay_start):
             raise ValueError(f"decay_end must be 0 (= steps) or above warmup and decay_start, got {self.decay_end} "
                              f"with warmup={self.warmup}, decay_start={self.decay_start}")

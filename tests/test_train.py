@@ -109,6 +109,9 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor_or_stays_constant():
     assert lr_at(TrainConfig(steps=70, warmup=10, lr=1e-3, min_lr_ratio=0.1, decay_start=60), 70) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="decay_end"):
         TrainConfig(steps=100, decay_start=60, decay_end=60)
+    # ... and one stopped at step 50, still in the constant part
+    early = TrainConfig(steps=50, warmup=10, lr=1e-3, min_lr_ratio=0.1, decay_start=60, decay_end=100)
+    assert [lr_at(early, s) for s in range(51)] == [lr_at(wsd, s) for s in range(51)]
 
 
 def test_zero_shot_fraction_drops_only_the_one_shot_turn_and_keeps_the_data_stream():

@@ -1,8 +1,8 @@
 """Where do the answer's name slots look? Per-head attention of a checkpoint on the list tasks that reorder the input.
 
 ``distill.monitor`` says *whether* names are copied; this says *how far* the copy circuit got. For each validation
-item of ``waiting_line/copy`` (or ``reverse``, ``sort``, ``shuffle``) the answer is masked, either entirely (``--mask all``: the first
-step of a decode) or only at the later name tokens (``--mask last``: the first name of every item is visible, so a
+item of ``waiting_line/copy`` (or ``reverse``, ``sort``, ``shuffle``) the answer is masked, either entirely
+(``--mask all``: the first step of a decode) or only at the later name tokens (``--mask last``: the first name of every item is visible, so a
 model with an induction step could finish each name). Every attention head of every layer then reports the mean
 attention weight, averaged over the items' names, from
 
@@ -29,7 +29,7 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
-from .data import encode_example
+from .data import encode_example, list_opener_ids, name_positions
 
 KEYS = ("F->pF", "F->pL", "L->pF", "L->pL", "L->aF", "pF->pL", "pL->pF")
 # tasks whose answer is a reordering of the prompt's list: answer items are matched to prompt items by name
@@ -67,11 +67,6 @@ def attention_maps(model, input_ids: torch.Tensor) -> tuple[list[torch.Tensor], 
     return maps, model.final_norm(x)
 
 
-def name_positions(ids: list[int], openers: set[int]) -> list[tuple[int, int]]:
-    """``(first, last)`` token positions of each ``"First Last"`` item: the two tokens after a list/item opener."""
-    return [(i + 1, i + 2) for i in range(len(ids) - 2) if ids[i] in openers]
-
-
 def head_attention(model, tokenizer, task: str, per_task: int, mask: str = "all", zero_shot: bool = True) -> dict:
     """Mean attention per ``(layer, head)`` for the :data:`KEYS` (see the module docstring).
 
@@ -89,7 +84,7 @@ def head_attention(model, tokenizer, task: str, per_task: int, mask: str = "all"
         raise ValueError(f"task must be one of {list(TASKS)} (answer items are prompt items reordered), got {task!r}")
     if mask not in ("all", "last"):
         raise ValueError(f"mask must be 'all' or 'last', got {mask!r}")
-    openers = {tokenizer.convert_tokens_to_ids(t) for t in ('["', 'Ġ"')} - {tokenizer.unk_token_id, None}
+    openers = list_opener_ids(tokenizer)
     mask_id = model.config.mask_token_id
     totals: dict[tuple[int, int], dict[str, float]] = defaultdict(lambda: dict.fromkeys(KEYS, 0.0))
     items = load_task(task, split="validation", limit=per_task)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
-from .data import Example, encode_text_example
+from .data import Example, encode_text_example, list_opener_ids, name_positions
 from .lookup import GEN_LENGTH as LOOKUP_GEN_LENGTH
 from .lookup import lookup_example, lookup_item
 
@@ -170,12 +170,9 @@ def bind_example(tokenizer, rng: random.Random) -> Example:
     Raises:
         ValueError: the tokenizer has no single token for the list openers (not the word-level tokenizer).
     """
-    openers = {tokenizer.convert_tokens_to_ids(t) for t in ('["', '\u0120"')}
-    if None in openers or tokenizer.unk_token_id in openers:
-        raise ValueError("aux/bind needs a tokenizer with the word-level list openers '[\"' and ' \"' as tokens")
+    openers = list_opener_ids(tokenizer, required_by="aux/bind")
     ex = encode_text_example(tokenizer, "aux/bind", *bind_item(rng), COPY_GEN_LENGTH)
-    firsts = tuple(j for j in range(1, len(ex.answer_ids)) if ex.answer_ids[j - 1] in openers)
-    return replace(ex, unmasked=firsts)
+    return replace(ex, unmasked=tuple(first for first, _ in name_positions(ex.answer_ids, openers)))
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,28 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
             "answer_unmasked": given}
 
 
+# The word-level tokenizer's list openers (``["`` and ``Ġ"``): a name's first token follows one, its last name next.
+LIST_OPENERS = ('["', '\u0120"')
+
+
+def list_opener_ids(tokenizer, required_by: str | None = None) -> set[int]:
+    """The ids of :data:`LIST_OPENERS` the tokenizer has as single tokens.
+
+    Raises:
+        ValueError: ``required_by`` (a caller's name) is given and the tokenizer lacks one of them (it is not the
+            word-level reference tokenizer).
+    """
+    ids = {tokenizer.convert_tokens_to_ids(t) for t in LIST_OPENERS} - {tokenizer.unk_token_id, None}
+    if required_by and len(ids) < len(LIST_OPENERS):
+        raise ValueError(f"{required_by} needs the word-level tokenizer (list openers '[\"' and ' \"' as tokens)")
+    return ids
+
+
+def name_positions(ids: Sequence[int], openers: set[int]) -> list[tuple[int, int]]:
+    """``(first, last)`` token positions of each ``"First Last"`` item: the two tokens after a list/item opener."""
+    return [(i + 1, i + 2) for i in range(len(ids) - 2) if ids[i] in openers]
+
+
 def batch_for_step(make_example, step: int, batch_size: int, seed: int) -> list[Example]:
     """The batch of a given optimizer step, a pure function of (seed, step): resuming reproduces the data order."""
     rng = random.Random(f"{seed}:{step}")

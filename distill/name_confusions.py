@@ -19,16 +19,7 @@ from collections import Counter
 
 import torch
 
-from .data import collate
-
-# The word tokenizer's list openers: a first name follows one, its last name comes next.
-LIST_OPENERS = ('["', '\u0120"')
-
-
-def last_name_slots(answer_ids, opener_ids: set[int]) -> list[int]:
-    """Answer slots (0-based) holding a last name: two after a list opener (``["First Last", ...``)."""
-    return [j for j in range(2, len(answer_ids)) if answer_ids[j - 2] in opener_ids]
-
+from .data import collate, list_opener_ids, name_positions
 
 def score_last_names(model, tokenizer, rows: int, seed: int = 0, batch_size: int = 64) -> tuple[Counter, Counter,
                                                                                                     Counter]:
@@ -36,9 +27,7 @@ def score_last_names(model, tokenizer, rows: int, seed: int = 0, batch_size: int
     ``Counter[(true, predicted)]`` of the misses, over ``rows`` fresh ``copy_bare`` rows drawn from ``seed``."""
     from .aux_tasks import AUX_TASKS
 
-    openers = {tokenizer.convert_tokens_to_ids(t) for t in LIST_OPENERS}
-    if None in openers or tokenizer.unk_token_id in openers:
-        raise ValueError("name_confusions needs the word-level tokenizer (list openers '[\"' and ' \"' as tokens)")
+    openers = list_opener_ids(tokenizer, required_by="name_confusions")
     cfg, rng = model.config, random.Random(f"name-confusions:{seed}")
     hits, totals, confusions = Counter(), Counter(), Counter()
     for start in range(0, rows, batch_size):
@@ -48,7 +37,7 @@ def score_last_names(model, tokenizer, rows: int, seed: int = 0, batch_size: int
         masked = torch.zeros_like(batch["answer_mask"])
         for b, ex in enumerate(examples):
             offset = ids.shape[1] - len(ex.answer_ids)
-            masked[b, [offset + j for j in last_name_slots(ex.answer_ids, openers)]] = True
+            masked[b, [offset + last for _, last in name_positions(ex.answer_ids, openers)]] = True
         with torch.no_grad():
             logits = model.raw_logits(torch.where(masked, cfg.mask_token_id, ids), batch["attention_mask"],
                                       batch["position_ids"])

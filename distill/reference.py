@@ -165,8 +165,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio,
                    help="final lr as a fraction of --lr (1.0: constant lr after warm-up)")
     p.add_argument("--decay-start", type=int, default=d.decay_start, metavar="STEP",
-                   help="keep the lr constant until STEP, then cosine to --min-lr-ratio at --steps or --decay-end (anneal a resumed "
-                        "constant-lr run; default 0: decay right after warm-up)")
+                   help="keep the lr constant until STEP, then cosine to --min-lr-ratio at --steps or --decay-end "
+                        "(anneal a resumed constant-lr run; default 0: decay right after warm-up)")
     p.add_argument("--decay-end", type=int, default=d.decay_end, metavar="STEP",
                    help="the step the cosine ends at (default 0: --steps); set it to stop a run mid-anneal and resume "
                         "it with other flags on the same schedule")

@@ -33,5 +33,5 @@ def test_per_name_accuracy_and_confusions_come_from_last_name_slots_only(leak_co
     hits, totals, confusions = name_confusions.score_last_names(model, tok, rows=400)
     assert hits["Harris"] == 0 < totals["Harris"] == confusions[("Harris", "Rogers")]
     assert hits["Rogers"] == totals["Rogers"] and len(confusions) == 1
-    # ["A B", "C D"] with openers 14 ('["') and 9 (' "'): the slots two after an opener
-    assert name_confusions.last_name_slots([14, 100, 101, 10, 9, 102, 103, 15], {14, 9}) == [2, 6]
+    # ["A B", "C D"] with openers 14 ('["') and 9 (' "'): the last names sit two after an opener
+    assert name_confusions.name_positions([14, 100, 101, 10, 9, 102, 103, 15], {14, 9}) == [(1, 2), (5, 6)]

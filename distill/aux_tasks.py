@@ -154,16 +154,17 @@ def sort_first_item(rng: random.Random) -> tuple[str, str]:
     return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(firsts)}\n", list_to_str(sorted(firsts))
 
 
-def bind_item(rng: random.Random) -> tuple[str, str]:
-    """``(prompt_text, answer_text)``: the shuffle task's instruction line and 3–6 names, and a random order of them."""
+def bind_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: the shuffle task's instruction line and ``min_people``–``max_people`` names,
+    and a random order of them."""
     from bench.tasks.generators import list_to_str, name_population, sample_names
 
-    people = sample_names(rng, name_population(), rng.randint(3, 6))
+    people = sample_names(rng, name_population(), rng.randint(min_people, max_people))
     return f"{_instruction_line('waiting_line/shuffle')}\n{list_to_str(people)}\n", list_to_str(
         rng.sample(people, len(people)))
 
 
-def bind_example(tokenizer, rng: random.Random) -> Example:
+def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people: int = 6) -> Example:
     """A :func:`bind_item` row whose answer first names (the slot after each ``["`` / ``Ġ"`` list opener) are
     :attr:`~distill.data.Example.unmasked`.
 
@@ -171,7 +172,8 @@ def bind_example(tokenizer, rng: random.Random) -> Example:
         ValueError: the tokenizer has no single token for the list openers (not the word-level tokenizer).
     """
     openers = list_opener_ids(tokenizer, required_by="aux/bind")
-    ex = encode_text_example(tokenizer, "aux/bind", *bind_item(rng), COPY_GEN_LENGTH)
+    name = "aux/bind" if (min_people, max_people) == (3, 6) else "aux/bind_short"
+    ex = encode_text_example(tokenizer, name, *bind_item(rng, min_people, max_people), COPY_GEN_LENGTH)
     return replace(ex, unmasked=tuple(first for first, _ in name_positions(ex.answer_ids, openers)))
 
 
@@ -202,7 +204,9 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "replace_short": TextAuxTask("replace_short", lambda rng: edit_bare_item("replace", rng, 1, 2), COPY_GEN_LENGTH),
     "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
     "sort_first": TextAuxTask("sort_first", sort_first_item, COPY_GEN_LENGTH),
+    "copy_short": TextAuxTask("copy_short", lambda rng: copy_bare_item(rng, 1, 2), COPY_GEN_LENGTH),
     "bind": bind_example,
+    "bind_short": lambda tokenizer, rng: bind_example(tokenizer, rng, 2, 3),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

@@ -156,6 +156,8 @@ def example_maker(tokenizer, seed: int, zero_shot_fraction: float = 0.0, task_we
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .aux_tasks import AUX_TASKS
+
     d = TrainConfig()
     p.add_argument("--out", default=d.out, help="run folder (state, loss log, exported model/); re-run to resume")
     p.add_argument("--steps", type=int, default=d.steps, help="total optimizer steps (may be raised on resume)")
@@ -173,11 +175,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay of the 2-D weights")
     p.add_argument("--no-scaled-init", action="store_true",
                    help="draw every 2-D weight at std 0.02 (default: residual output projections / sqrt(2*layers))")
+    p.add_argument("--embed-std", type=float, default=d.embed_std,
+                   help="init std of the input embeddings (the other 2-D weights: 0.02)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, init and masking")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
     p.add_argument("--num-heads", type=int, default=d.num_heads, help="attention heads")
     p.add_argument("--intermediate-size", type=int, default=d.intermediate_size, help="SwiGLU hidden size")
+    p.add_argument("--rope-theta", type=float, default=d.rope_theta,
+                   help="RoPE base (LLaDA-8B: 500000; a larger base leaves more slowly rotating head dims, which "
+                        "match tokens by content at any distance)")
     p.add_argument("--zero-shot-fraction", type=float, default=d.zero_shot_fraction,
                    help="curriculum: fraction of train rows without the one-shot turn (evaluation stays one-shot)")
     p.add_argument("--task-weights", default=d.task_weights, metavar="PATTERN=W,...",
@@ -186,7 +193,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="curriculum: fraction of rows from the train-only last-name lookup task (distill.lookup)")
     p.add_argument("--aux-tasks", default=d.aux_tasks, metavar="NAME=FRACTION,...",
                    help="curriculum: fractions of rows from short train-only tasks, e.g. 'copy_bare=0.6,lookup_bare=0.2' "
-                        "(distill.aux_tasks: copy_bare, copy_framed, insert_bare, replace_bare, insert_short, replace_short, sort_bare, lookup, lookup_bare)")
+                        f"(distill.aux_tasks: {', '.join(AUX_TASKS)})")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
@@ -257,9 +264,9 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       min_lr_ratio=args.min_lr_ratio, decay_start=args.decay_start,
                       decay_end=args.decay_end, weight_decay=args.weight_decay,
-                      scaled_init=not args.no_scaled_init,
+                      scaled_init=not args.no_scaled_init, embed_std=args.embed_std,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                      num_heads=args.num_heads, intermediate_size=args.intermediate_size,
+                      num_heads=args.num_heads, intermediate_size=args.intermediate_size, rope_theta=args.rope_theta,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
                       zero_shot_fraction=args.zero_shot_fraction, task_weights=args.task_weights,
                       lookup_fraction=args.lookup_fraction, aux_tasks=args.aux_tasks,

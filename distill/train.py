@@ -47,6 +47,7 @@ class TrainConfig:
     decay_end: int = 0  # the step the cosine reaches lr * min_lr_ratio (0: steps); lets a run stop mid-anneal
     weight_decay: float = 0.05
     scaled_init: bool = True  # residual output projections drawn at std 0.02 / sqrt(2 * num_layers) (GPT-2 style)
+    embed_std: float = 0.02  # init std of the input embeddings (1.0: token identity dominates the residual stream)
     grad_clip: float = 1.0
     t_min: float = 0.02
     seed: int = 0
@@ -90,6 +91,8 @@ class TrainConfig:
         if self.decay_end and self.decay_end <= max(self.warmup, self.decay_start):
             raise ValueError(f"decay_end must be 0 (= steps) or above warmup and decay_start, got {self.decay_end} "
                              f"with warmup={self.warmup}, decay_start={self.decay_start}")
+        if self.embed_std <= 0:
+            raise ValueError(f"embed_std must be > 0, got {self.embed_std}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"need lr > 0, steps >= 0 and batch_size >= 1; got lr={self.lr}, steps={self.steps}, "
                              f"batch_size={self.batch_size}")
@@ -217,7 +220,7 @@ def build_model(cfg: TrainConfig, tokenizer) -> DiffusionTransformer:
     model = DiffusionTransformer(mcfg)
     for name, p in model.named_parameters():
         if p.dim() == 2:
-            torch.nn.init.normal_(p, std=0.02)
+            torch.nn.init.normal_(p, std=cfg.embed_std if name == "embed.weight" else 0.02)
             if cfg.scaled_init and name.endswith(("o_proj.weight", "down_proj.weight")):
                 p.data.mul_(1 / math.sqrt(2 * cfg.num_layers))
     return model
@@ -250,7 +253,8 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     if state_path.exists():
         state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
-        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "seed", "batch_size", "tasks"):
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "rope_theta", "seed", "batch_size",
+                    "tasks"):
             if saved[key] != getattr(cfg, key):
                 raise ValueError(f"--{key.replace('_', '-')} is {getattr(cfg, key)!r} but the run in {out} was "
                                  f"started with {saved[key]!r}; use another --out or the same setting.")

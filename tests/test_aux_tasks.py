@@ -93,19 +93,23 @@ def test_confusable_copy_rows_use_only_the_confusable_last_names_and_keep_copy_f
     assert aux_tasks.copy_framed_item(random.Random(7)) == aux_tasks.copy_framed_item(random.Random(7), name_population())
 
 
-def test_bind_rows_give_the_answer_first_names_and_leave_the_last_names_to_find(ref_tok):
-    orders = set()
-    for seed in range(30):
-        prompt, answer = aux_tasks.bind_item(random.Random(seed))
+@pytest.mark.parametrize("name, sizes", [("bind", {3, 4, 5, 6}), ("bind_short", {2, 3})])
+def test_bind_rows_give_the_answer_first_names_and_leave_the_last_names_to_find(ref_tok, name, sizes):
+    orders, seen_sizes = set(), set()
+    for seed in range(40):
+        prompt, answer = aux_tasks.bind_item(random.Random(seed), min(sizes), max(sizes))
         line, listed, end = prompt.split("\n")
         people, target = json.loads(listed), json.loads(answer)
         assert line == aux_tasks._instruction_line("waiting_line/shuffle") and sorted(target) == sorted(people)
         orders.add(target == people)
-        ex = aux_tasks.AUX_TASKS["bind"](ref_tok, random.Random(seed))
+        seen_sizes.add(len(people))
+        ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(seed))
+        assert ex.task == f"aux/{name}"
         given = [ref_tok.decode([ex.answer_ids[j]]).strip() for j in ex.unmasked]
         assert given == [name.split(" ", 1)[0] for name in json.loads(ref_tok.decode(ex.answer_ids,
                                                                                      skip_special_tokens=True))]
     assert orders == {True, False}  # the order is drawn, so the input order is only sometimes the answer
+    assert seen_sizes == sizes
 
 
 @pytest.mark.parametrize("name", sorted(aux_tasks.AUX_TASKS))
@@ -114,7 +118,7 @@ def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     assert ex.task.startswith("aux/") and ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
     answer = [i for i in ex.answer_ids if i != ref_tok.eos_token_id]
     assert len(ex.answer_ids) in (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH) and len(answer) < len(ex.answer_ids)
-    if name in ("copy_bare", "copy_framed"):  # the answer is the prompt's list, token for token
+    if name in ("copy_bare", "copy_framed", "copy_short"):  # the answer is the prompt's list, token for token
         assert tuple(answer) == tuple(ex.prompt_ids[ex.prompt_ids.index(answer[0]):][:len(answer)])
 
 

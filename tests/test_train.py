@@ -53,6 +53,19 @@ def test_resume_refuses_another_architecture(tmp_path):
         reference.main(args)
 
 
+def test_rope_theta_and_embed_std_reach_the_model_and_resume_refuses_another_rope_theta(tmp_path):
+    import json
+
+    out = tmp_path / "r"
+    assert reference.main(["--out", str(out), "--steps", "1", "--rope-theta", "500000", "--embed-std", "1.0"]
+                          + TINY) == 0
+    assert json.loads((out / "model" / "config.json").read_text())["rope_theta"] == 500000.0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["rope_theta"] == 500000.0 and saved["embed_std"] == 1.0
+    with pytest.raises(ValueError, match="--rope-theta"):
+        reference.main(["--out", str(out), "--steps", "2"] + TINY)
+
+
 def test_word_tokenizer_is_lossless_with_llada_specials():
     text = '["Anna Smith", "Bob Jones"]\nA,B\n1234'
     tok = build_word_tokenizer([text, "user\n\nassistant\n\n"])
@@ -221,6 +234,12 @@ def test_scaled_init_and_weight_decay_are_settable_and_validated():
         assert float(o_proj.detach().std()) == pytest.approx(expected, rel=0.1)
     with pytest.raises(ValueError, match="weight_decay"):
         TrainConfig(weight_decay=-0.1)
+    for embed_std in (0.02, 1.0):
+        model = build_model(TrainConfig(embed_std=embed_std, **small), tok)
+        assert float(model.embed.weight.detach().std()) == pytest.approx(embed_std, rel=0.1)
+        assert float(model.lm_head.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(ValueError, match="embed_std"):
+        TrainConfig(embed_std=0)
 
 
 def test_unmasked_answer_slots_are_never_masked_and_other_rows_keep_their_masks():

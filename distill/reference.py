@@ -194,6 +194,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux-tasks", default=d.aux_tasks, metavar="NAME=FRACTION,...",
                    help="curriculum: fractions of rows from short train-only tasks, e.g. 'copy_bare=0.6,lookup_bare=0.2' "
                         f"(distill.aux_tasks: {', '.join(AUX_TASKS)})")
+    p.add_argument("--reinit-heads", default=d.reinit_heads, metavar="LAYER.HEAD,...",
+                   help="redraw these attention heads (0-based) once, when a run first trains with this value, and "
+                        "zero their optimizer moments (frees little-used heads for a new circuit)")
     p.add_argument("--length-buckets", type=int, default=d.length_buckets,
                    help="sort each batch by row length into this many micro-batches (same loss, less padding)")
     p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint + export interval (steps)")
@@ -270,7 +273,7 @@ def run_train(args: argparse.Namespace) -> int:
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,
                       zero_shot_fraction=args.zero_shot_fraction, task_weights=args.task_weights,
                       lookup_fraction=args.lookup_fraction, aux_tasks=args.aux_tasks,
-                      length_buckets=args.length_buckets,
+                      length_buckets=args.length_buckets, reinit_heads=args.reinit_heads,
                       device=args.device)
     tokenizer = _reference_tokenizer_for(cfg.out)
     model_dir = train(cfg, _maker_for(cfg, tokenizer), tokenizer, progress=not args.no_progress)

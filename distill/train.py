@@ -65,6 +65,7 @@ class TrainConfig:
     lookup_fraction: float = 0.0  # curriculum: rows of the train-only last-name lookup task (distill.lookup)
     aux_tasks: str = ""  # curriculum: "NAME=FRACTION,..." rows of train-only short tasks (distill.aux_tasks)
     task_weights: str = ""  # curriculum: "PATTERN=W,..." sampling weights of the tasks (unlisted: 1; "": uniform)
+    reinit_heads: str = ""  # "LAYER.HEAD,...": attention heads redrawn once, when a run first trains with this value
     length_buckets: int = 4  # rows sorted by length into up to this many padded micro-batches (same loss, less padding)
     device: str = "cpu"  # "cuda" (or "cuda:N") to train on a GPU; a run may be resumed on another device
 
@@ -91,6 +92,7 @@ class TrainConfig:
         if self.decay_end and self.decay_end <= max(self.warmup, self.decay_start):
             raise ValueError(f"decay_end must be 0 (= steps) or above warmup and decay_start, got {self.decay_end} "
                              f"with warmup={self.warmup}, decay_start={self.decay_start}")
+        parse_heads(self.reinit_heads, self.num_layers, self.num_heads)  # raises, naming the bad entry
         if self.embed_std <= 0:
             raise ValueError(f"embed_std must be > 0, got {self.embed_std}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
@@ -99,6 +101,48 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def parse_heads(spec: str, num_layers: int, num_heads: int) -> tuple[tuple[int, int], ...]:
+    """``((layer, head), ...)`` from ``"LAYER.HEAD,..."`` (0-based; ``()`` for ``""``).
+
+    Raises:
+        ValueError: a malformed entry, or a layer/head outside the model; the message names the entry.
+    """
+    heads = []
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        try:
+            layer, head = (int(x) for x in entry.split("."))
+        except ValueError:
+            raise ValueError(f"reinit_heads entry {entry!r} is not LAYER.HEAD (e.g. '1.4')") from None
+        if not (0 <= layer < num_layers and 0 <= head < num_heads):
+            raise ValueError(f"reinit_heads entry {entry!r}: the model has layers 0-{num_layers - 1} and heads "
+                             f"0-{num_heads - 1}")
+        heads.append((layer, head))
+    return tuple(heads)
+
+
+def reinit_heads(model: DiffusionTransformer, opt: torch.optim.Optimizer, heads, generator: torch.Generator) -> None:
+    """Redraw the query/key/value rows and output-projection columns of the given ``(layer, head)`` attention heads
+    at the init std (0.02) and zero their AdamW moments; the rest of the model and optimizer state is untouched.
+
+    Frees heads a trained model barely uses (small loss increase when zeroed) so that training can grow a new
+    circuit there, e.g. the early previous-token head an induction step needs (docs/reference_model.md,
+    session 13). The redrawn heads add a small perturbation; the trained heads they feed adapt.
+    """
+    hd = model.config.head_dim
+    for layer, head in heads:
+        block = model.layers[layer]
+        rows = slice(head * hd, (head + 1) * hd)
+        for weight, index in ((block.q_proj.weight, (rows,)), (block.k_proj.weight, (rows,)),
+                              (block.v_proj.weight, (rows,)), (block.o_proj.weight, (slice(None), rows))):
+            with torch.no_grad():
+                fresh = torch.randn(weight[index].shape, generator=generator) * 0.02
+                weight[index] = fresh.to(weight.device, weight.dtype)
+            state = opt.state.get(weight, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][index] = 0
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -249,7 +293,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    step, ema, elapsed_before = 0, None, 0.0
+    step, ema, elapsed_before, reinit_done = 0, None, 0.0, []
     if state_path.exists():
         state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
@@ -263,13 +307,20 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
         step = state["step"]
         # Older states lack these: the log's EMA and clock then restart at the resume.
         ema, elapsed_before = state.get("loss_ema"), state.get("elapsed_s", 0.0)
+        reinit_done = state.get("reinit_heads", [])
+    if cfg.reinit_heads and cfg.reinit_heads not in reinit_done:  # once per value, at the step it is first seen
+        reinit_heads(model, opt, parse_heads(cfg.reinit_heads, cfg.num_layers, cfg.num_heads),
+                     torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 7))
+        reinit_done = [*reinit_done, cfg.reinit_heads]
+        print(f"step {step}: redrew attention heads {cfg.reinit_heads}")
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     tokenizer.save_pretrained(str(out / "tokenizer"))
     mask_id, pad_id = model.config.mask_token_id, model.config.pad_token_id
 
     def save(step_done: int):
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step_done,
-                      "config": cfg.to_dict(), "loss_ema": ema, "elapsed_s": elapsed()}, state_path)
+                      "config": cfg.to_dict(), "loss_ema": ema, "elapsed_s": elapsed(),
+                      "reinit_heads": reinit_done}, state_path)
 
     def elapsed() -> float:  # training wall time over all sessions of this run
         return round(elapsed_before + time.time() - t0, 1)

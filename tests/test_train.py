@@ -258,3 +258,45 @@ def test_unmasked_answer_slots_are_never_masked_and_other_rows_keep_their_masks(
                                                          torch.Generator().manual_seed(seed)), batch["answer_mask"])
         assert not (masked & batch["answer_unmasked"]).any() and masked.any(-1).all()
         assert torch.equal(masked[:2], old[:2])  # rows without given slots: the masks they always had
+
+
+def test_reinit_heads_redraws_only_those_heads_and_their_moments():
+    from distill.train import TrainConfig, build_model, reinit_heads
+
+    tok = reference.build_reference_tokenizer()
+    model = build_model(TrainConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), tok)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[5, 6, 7]])).sum().backward()
+    opt.step()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    reinit_heads(model, opt, [(1, 0)], torch.Generator().manual_seed(0))
+    hd = model.config.head_dim
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {f"layers.1.{m}.weight" for m in ("q_proj", "k_proj", "v_proj", "o_proj")}
+    block = model.layers[1]
+    for weight, head, rest in ((block.q_proj.weight, (slice(0, hd),), (slice(hd, None),)),
+                               (block.o_proj.weight, (slice(None), slice(0, hd)), (slice(None), slice(hd, None)))):
+        name = next(n for n, p in model.named_parameters() if p is weight)
+        assert not torch.equal(weight[head], before[name][head]) and torch.equal(weight[rest], before[name][rest])
+        moments = opt.state[weight]
+        assert not moments["exp_avg"][head].any() and moments["exp_avg"][rest].abs().sum() > 0
+
+
+@pytest.mark.parametrize("spec, message", [("1", "not LAYER.HEAD"), ("a.b", "not LAYER.HEAD"),
+                                           ("1.2", "heads 0-1"), ("2.0", "layers 0-0")])
+def test_reinit_heads_spec_is_validated(spec, message):
+    from distill.train import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(num_layers=1, num_heads=2, reinit_heads=spec)
+
+
+def test_reinit_heads_applies_once_per_value_across_resumes(tmp_path, capsys):
+    out = tmp_path / "h"
+    TWO_LAYERS = ["2" if i and TINY[i - 1] == "--num-layers" else a for i, a in enumerate(TINY)]
+    assert reference.main(["--out", str(out), "--steps", "2"] + TWO_LAYERS) == 0
+    assert reference.main(["--out", str(out), "--steps", "3", "--reinit-heads", "1.1"] + TWO_LAYERS) == 0
+    assert "step 2: redrew attention heads 1.1" in capsys.readouterr().out
+    assert reference.main(["--out", str(out), "--steps", "4", "--reinit-heads", "1.1"] + TWO_LAYERS) == 0
+    assert "redrew" not in capsys.readouterr().out  # resumed: already done
+    assert torch.load(out / "train_state.pt", weights_only=False)["reinit_heads"] == ["1.1"]

@@ -35,6 +35,11 @@ from dllm.models.torch_model import DiffusionTransformer
 from .data import Example, batch_for_step, collate
 
 
+#: TrainConfig fields a resumed run must keep (the architecture, the data stream).
+FIXED_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "rope_theta", "seed", "batch_size",
+                "tasks")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     out: str = "runs/reference"
@@ -297,8 +302,7 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
     if state_path.exists():
         state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
-        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "rope_theta", "seed", "batch_size",
-                    "tasks"):
+        for key in FIXED_FIELDS:
             if saved[key] != getattr(cfg, key):
                 raise ValueError(f"--{key.replace('_', '-')} is {getattr(cfg, key)!r} but the run in {out} was "
                                  f"started with {saved[key]!r}; use another --out or the same setting.")

@@ -30,7 +30,6 @@ from .train import FIXED_FIELDS, TrainConfig
 
 #: TrainConfig fields a recipe may not set: they describe where and how this machine runs, not the recipe.
 ENVIRONMENT_FIELDS = ("out", "device", "threads", "save_every", "log_every", "steps")
-#: Fields every phase must share (the resumed state refuses a change; see distill.train.train).
 #: Recipes shipped with the package, by short name (``dllm train --recipe reference``).
 RECIPES_DIR = Path(__file__).parent / "recipes"
 

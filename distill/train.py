@@ -108,7 +108,8 @@ class TrainConfig:
         return asdict(self)
 
 
-def parse_heads(spec: str, num_layers: int, num_heads: int) -> tuple[tuple[int, int], ...]:
+def parse_heads(spec: str, num_layers: int, num_heads: int,
+                field: str = "reinit_heads") -> tuple[tuple[int, int], ...]:
     """``((layer, head), ...)`` from ``"LAYER.HEAD,..."`` (0-based; ``()`` for ``""``).
 
     Raises:
@@ -119,9 +120,9 @@ def parse_heads(spec: str, num_layers: int, num_heads: int) -> tuple[tuple[int, 
         try:
             layer, head = (int(x) for x in entry.split("."))
         except ValueError:
-            raise ValueError(f"reinit_heads entry {entry!r} is not LAYER.HEAD (e.g. '1.4')") from None
+            raise ValueError(f"{field} entry {entry!r} is not LAYER.HEAD (e.g. '1.4')") from None
         if not (0 <= layer < num_layers and 0 <= head < num_heads):
-            raise ValueError(f"reinit_heads entry {entry!r}: the model has layers 0-{num_layers - 1} and heads "
+            raise ValueError(f"{field} entry {entry!r}: the model has layers 0-{num_layers - 1} and heads "
                              f"0-{num_heads - 1}")
         heads.append((layer, head))
     return tuple(heads)

@@ -75,6 +75,8 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
 
 # The word-level tokenizer's list openers (``["`` and ``Ġ"``): a name's first token follows one, its last name next.
 LIST_OPENERS = ('["', '\u0120"')
+# All of its list punctuation (openers, then the item and list closers): never part of a name.
+LIST_PUNCTUATION = LIST_OPENERS + ('",', '"]')
 
 
 def list_opener_ids(tokenizer, required_by: str | None = None) -> set[int]:
@@ -88,6 +90,11 @@ def list_opener_ids(tokenizer, required_by: str | None = None) -> set[int]:
     if required_by and len(ids) < len(LIST_OPENERS):
         raise ValueError(f"{required_by} needs the word-level tokenizer (list openers '[\"' and ' \"' as tokens)")
     return ids
+
+
+def list_punctuation_ids(tokenizer) -> set[int]:
+    """The ids of :data:`LIST_PUNCTUATION` the tokenizer has as single tokens (empty for other tokenizers)."""
+    return {tokenizer.convert_tokens_to_ids(t) for t in LIST_PUNCTUATION} - {tokenizer.unk_token_id, None}
 
 
 def name_positions(ids: Sequence[int], openers: set[int]) -> list[tuple[int, int]]:

@@ -36,7 +36,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from .data import Example, collate, encode_example
+from .data import Example, collate, encode_example, list_punctuation_ids
 
 
 def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float, seed: int = 0,
@@ -63,7 +63,8 @@ def score_tasks(model, tokenizer, task_names: list[str], per_task: int, t: float
         if all(isinstance(it.input, dict) and str(it.input.get("context", "")).startswith("[") for it in items):
             copies = [encode_example(tokenizer, name, it.messages, it.input["context"], gen_len).answer_ids
                       for it in items]
-        row = score_examples(model, name, one_shot, inputs, t, seed, copy_answers=copies, later_only=later_only)
+        row = score_examples(model, name, one_shot, inputs, t, seed, copy_answers=copies, later_only=later_only,
+                             punctuation=list_punctuation_ids(tokenizer))
         rows.append({**row, "zero_shot": True} if zero_shot else row)
     return rows
 
@@ -88,7 +89,8 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         task = AUX_TASKS[name]
         if not isinstance(task, TextAuxTask):
             examples = [task(tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
-            rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, later_only=later_only))
+            rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, later_only=later_only,
+                                       punctuation=list_punctuation_ids(tokenizer)))
             continue
         items = [task.item(random.Random(f"eval:{i}")) for i in range(per_task)]
         examples = [task.encode(tokenizer, prompt, answer) for prompt, answer in items]
@@ -98,7 +100,7 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         if all(len(found) == 1 for found in lists):
             copies = [task.encode(tokenizer, prompt, found[0]).answer_ids for (prompt, _), found in zip(items, lists)]
         rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, copy_answers=copies,
-                                   later_only=later_only))
+                                   later_only=later_only, punctuation=list_punctuation_ids(tokenizer)))
     return rows
 
 
@@ -120,7 +122,8 @@ def score_copy_by_frame(model, tokenizer, n_items: int, t: float, seed: int = 0)
         before, after = prompt.split(answer)
         key = (before.count("\n"), after.count("\n") - 1)  # minus the list's own line break
         groups.setdefault(key, []).append(framed.encode(tokenizer, prompt, answer))
-    return [{**score_examples(model, f"aux/copy_framed[before={b},after={a}]", ex, ex, t, seed),
+    return [{**score_examples(model, f"aux/copy_framed[before={b},after={a}]", ex, ex, t, seed,
+                              punctuation=list_punctuation_ids(tokenizer)),
              "lines_before": b, "lines_after": a} for (b, a), ex in sorted(groups.items())]
 
 
@@ -132,7 +135,8 @@ def _check_args(t: float, per_task: int) -> None:
 
 
 def score_examples(model, name: str, mask_examples: list[Example], input_examples: list[Example], t: float,
-                   seed: int, copy_answers: list[list[int]] | None = None, later_only: bool = False) -> dict:
+                   seed: int, copy_answers: list[list[int]] | None = None, later_only: bool = False,
+                   punctuation: set[int] = frozenset()) -> dict:
     """One row scoring ``input_examples`` with masks drawn over the collated ``mask_examples`` (the same answers,
     possibly longer prompts: the answer canvas is the last ``gen_len`` columns of both batches).
 
@@ -141,7 +145,11 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
 
     ``later_only``: only the later-name slots (the last names) may be masked, every first name stays visible: the
     accuracy of binding a last name to the first name before it (``item_later_acc``; the row gets
-    ``"later_only": True``). Slots an example gives (:attr:`~distill.data.Example.unmasked`) are never masked."""
+    ``"later_only": True``). Slots an example gives (:attr:`~distill.data.Example.unmasked`) are never masked.
+
+    Item (name) slots are the content tokens not shared by every answer of the batch and not in ``punctuation``
+    (:func:`~distill.data.list_punctuation_ids`): without it, the separators of the 2-name rows of a 1–2-name
+    batch (``copy_short``, ``insert_short``, ...) counted as names, and as new names in ``novel_acc``."""
     cfg = model.config
     gen_len = len(input_examples[0].answer_ids)
     mask_batch = collate(mask_examples, cfg.pad_token_id)
@@ -153,7 +161,7 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
     masked[:, -gen_len:] = drawn[:, -gen_len:]
     content = answer & (ids != cfg.eos_token_id)
     answers = [set(ids[b][answer[b]].tolist()) for b in range(ids.shape[0])]
-    shared = torch.tensor(sorted(set.intersection(*answers)), dtype=ids.dtype)
+    shared = torch.tensor(sorted(set.intersection(*answers) | set(punctuation)), dtype=ids.dtype)
     item = content & ~torch.isin(ids, shared)
     # A name's first token (after framing) vs its later ones (the last name): copying the later ones needs the
     # induction step "the token that follows this first name in the prompt", a separate mechanism.
@@ -172,7 +180,7 @@ def score_examples(model, name: str, mask_examples: list[Example], input_example
         copied = torch.tensor(copy_answers, dtype=ids.dtype)
         edit[:, -gen_len:] = content[:, -gen_len:] & (ids[:, -gen_len:] != copied)
         in_input = (ids[:, -gen_len:, None] == copied[:, None, :]).any(-1)  # [B, gen_len]: token is in the row's input
-        novel[:, -gen_len:] = content[:, -gen_len:] & ~in_input
+        novel[:, -gen_len:] = item[:, -gen_len:] & ~in_input  # new-name slots (not a new separator)
     row = {"task": name, "t": t, "n": len(input_examples), "masked_ce": round(float(ce), 4)}
     if later_only:
         row["later_only"] = True

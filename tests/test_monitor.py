@@ -188,3 +188,26 @@ def test_edit_slots_separate_doing_the_task_from_copying_the_input(tiny, leak_co
     oracle.__class__ = Copier
     row = monitor.score_tasks(oracle, tok, [name], per_task=3, t=1.0)[0]
     assert row["edit_acc"] == row["novel_acc"] == 0.0 and row["item_acc"] > 0.4  # most names are copies
+
+
+def test_list_punctuation_never_counts_as_a_name_in_short_rows(tiny, leak_collate):
+    """A model right on every separator and end-of-text but wrong on every name scores 0 on the name slots of the
+    1–2-name rows, where a 2-name row's separators are not shared by the whole batch."""
+    from distill.data import list_punctuation_ids
+
+    model, tok = tiny
+    punctuation = torch.tensor(sorted(list_punctuation_ids(tok) | {tok.eos_token_id}))
+
+    class PunctuationOnly(_Oracle):
+        def raw_logits(self, ids, attention_mask, position_ids):
+            right = torch.isin(self.truth, punctuation)
+            guess = torch.where(right, self.truth, (self.truth + 1) % self.vocab)
+            return torch.nn.functional.one_hot(guess, self.vocab).float() * 50
+
+    oracle = PunctuationOnly(model.config, len(tok))
+    leak_collate(monitor, oracle)
+    copy_short, insert_short = monitor.score_aux_tasks(oracle, tok, ["copy_short", "insert_short"], per_task=16,
+                                                       t=1.0)
+    for row in (copy_short, insert_short):
+        assert row["content_acc"] > 0.3 and row["item_acc"] == row["item_later_acc"] == 0.0
+    assert insert_short["novel_acc"] == 0.0

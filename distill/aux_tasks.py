@@ -34,6 +34,9 @@ row is as short as the probe's:
   step-26,200 model got 94 % of the last names on copy and 88 % on reverse (found by position) but 19 % on sort
   and shuffle: it had no "find this first name in the list, read the next word" step, which every task whose
   order is not a fixed function of position needs;
+* ``copy_short`` / ``bind_short`` (session 13): ``copy_bare`` with 1–2 names and ``bind`` with 2–3, for runs from
+  scratch: the shortest rows in which a name must be copied or bound (they did not leave the marginal-names plateau
+  within 1,750 steps either; docs/reference_model.md, session 13);
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 

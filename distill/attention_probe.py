@@ -2,9 +2,9 @@
 
 ``distill.monitor`` says *whether* names are copied; this says *how far* the copy circuit got. For each validation
 item of ``waiting_line/copy`` (or ``reverse``, ``sort``, ``shuffle``) the answer is masked, either entirely
-(``--mask all``: the first step of a decode) or only at the later name tokens (``--mask last``: the first name of every item is visible, so a
-model with an induction step could finish each name). Every attention head of every layer then reports the mean
-attention weight, averaged over the items' names, from
+(``--mask all``: the first step of a decode) or only at the later name tokens (``--mask last``: the first name of
+every item is visible, so a model with an induction step could finish each name). Every attention head of every
+layer then reports the mean attention weight, averaged over the items' names, from
 
 * an answer first-name slot (``F``) or last-name slot (``L``) to the prompt's first-name (``pF``) or last-name
   (``pL``) token of the *same* item (the prompt-list item with the same name: item ``k`` for copy, ``n-1-k`` for

@@ -167,7 +167,8 @@ def bind_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> t
         rng.sample(people, len(people)))
 
 
-def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people: int = 6) -> Example:
+def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people: int = 6,
+                 task: str = "aux/bind") -> Example:
     """A :func:`bind_item` row whose answer first names (the slot after each ``["`` / ``Ġ"`` list opener) are
     :attr:`~distill.data.Example.unmasked`.
 
@@ -175,8 +176,7 @@ def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people:
         ValueError: the tokenizer has no single token for the list openers (not the word-level tokenizer).
     """
     openers = list_opener_ids(tokenizer, required_by="aux/bind")
-    name = "aux/bind" if (min_people, max_people) == (3, 6) else "aux/bind_short"
-    ex = encode_text_example(tokenizer, name, *bind_item(rng, min_people, max_people), COPY_GEN_LENGTH)
+    ex = encode_text_example(tokenizer, task, *bind_item(rng, min_people, max_people), COPY_GEN_LENGTH)
     return replace(ex, unmasked=tuple(first for first, _ in name_positions(ex.answer_ids, openers)))
 
 
@@ -209,7 +209,7 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "sort_first": TextAuxTask("sort_first", sort_first_item, COPY_GEN_LENGTH),
     "copy_short": TextAuxTask("copy_short", lambda rng: copy_bare_item(rng, 1, 2), COPY_GEN_LENGTH),
     "bind": bind_example,
-    "bind_short": lambda tokenizer, rng: bind_example(tokenizer, rng, 2, 3),
+    "bind_short": lambda tokenizer, rng: bind_example(tokenizer, rng, 2, 3, task="aux/bind_short"),
     "lookup": lookup_example,
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }

@@ -84,13 +84,13 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
     unknown = [n for n in aux_names if n not in AUX_TASKS]
     if unknown:
         raise ValueError(f"aux task(s) {unknown} unknown; known: {sorted(AUX_TASKS)}")
-    rows = []
+    rows, punctuation = [], list_punctuation_ids(tokenizer)
     for name in aux_names:
         task = AUX_TASKS[name]
         if not isinstance(task, TextAuxTask):
             examples = [task(tokenizer, random.Random(f"eval:{i}")) for i in range(per_task)]
             rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, later_only=later_only,
-                                       punctuation=list_punctuation_ids(tokenizer)))
+                                       punctuation=punctuation))
             continue
         items = [task.item(random.Random(f"eval:{i}")) for i in range(per_task)]
         examples = [task.encode(tokenizer, prompt, answer) for prompt, answer in items]
@@ -100,7 +100,7 @@ def score_aux_tasks(model, tokenizer, aux_names: list[str], per_task: int, t: fl
         if all(len(found) == 1 for found in lists):
             copies = [task.encode(tokenizer, prompt, found[0]).answer_ids for (prompt, _), found in zip(items, lists)]
         rows.append(score_examples(model, f"aux/{name}", examples, examples, t, seed, copy_answers=copies,
-                                   later_only=later_only, punctuation=list_punctuation_ids(tokenizer)))
+                                   later_only=later_only, punctuation=punctuation))
     return rows
 
 

@@ -21,6 +21,7 @@ import torch
 
 from .data import collate, list_opener_ids, name_positions
 
+
 def score_last_names(model, tokenizer, rows: int, seed: int = 0, batch_size: int = 64) -> tuple[Counter, Counter,
                                                                                                     Counter]:
     """``(hits, totals, confusions)``: per last-name token string, the argmax hits and the scored slots, and

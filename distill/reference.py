@@ -17,7 +17,7 @@ import string
 from pathlib import Path
 
 from .data import Example, encode_example
-from .train import TrainConfig, train
+from .train import INIT_SCHEMES, TrainConfig, train
 
 TOKENIZER_SEED = 1234
 
@@ -177,6 +177,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw every 2-D weight at std 0.02 (default: residual output projections / sqrt(2*layers))")
     p.add_argument("--embed-std", type=float, default=d.embed_std,
                    help="init std of the input embeddings (the other 2-D weights: 0.02)")
+    p.add_argument("--init", choices=INIT_SCHEMES, default=d.init,
+                   help="binding_circuit: start layers 0-1 as previous-token and content-matching heads "
+                        "(distill.circuit_init; use with a large --rope-theta, e.g. 500000)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, init and masking")
     p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="model width")
     p.add_argument("--num-layers", type=int, default=d.num_layers, help="transformer blocks")
@@ -267,7 +270,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       min_lr_ratio=args.min_lr_ratio, decay_start=args.decay_start,
                       decay_end=args.decay_end, weight_decay=args.weight_decay,
-                      scaled_init=not args.no_scaled_init, embed_std=args.embed_std,
+                      scaled_init=not args.no_scaled_init, embed_std=args.embed_std, init=args.init,
                       seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       num_heads=args.num_heads, intermediate_size=args.intermediate_size, rope_theta=args.rope_theta,
                       save_every=args.save_every, threads=args.threads, bf16=not args.no_bf16,

@@ -37,7 +37,10 @@ from .data import Example, batch_for_step, collate
 
 #: TrainConfig fields a resumed run must keep (the architecture, the data stream).
 FIXED_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "rope_theta", "seed", "batch_size",
-                "tasks")
+                "tasks", "init")
+
+#: ``TrainConfig.init`` values: random weights, or random weights with the circuit of :mod:`distill.circuit_init`.
+INIT_SCHEMES = ("normal", "binding_circuit")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     scaled_init: bool = True  # residual output projections drawn at std 0.02 / sqrt(2 * num_layers) (GPT-2 style)
     embed_std: float = 0.02  # init std of the input embeddings (1.0: token identity dominates the residual stream)
+    init: str = "normal"  # "binding_circuit": start from the previous-token / content-match circuit (circuit_init)
     grad_clip: float = 1.0
     t_min: float = 0.02
     seed: int = 0
@@ -100,6 +104,8 @@ class TrainConfig:
         parse_heads(self.reinit_heads, self.num_layers, self.num_heads)  # raises, naming the bad entry
         if self.embed_std <= 0:
             raise ValueError(f"embed_std must be > 0, got {self.embed_std}")
+        if self.init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {INIT_SCHEMES}, got {self.init!r}")
         if self.lr <= 0 or self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"need lr > 0, steps >= 0 and batch_size >= 1; got lr={self.lr}, steps={self.steps}, "
                              f"batch_size={self.batch_size}")
@@ -273,6 +279,10 @@ def build_model(cfg: TrainConfig, tokenizer) -> DiffusionTransformer:
             torch.nn.init.normal_(p, std=cfg.embed_std if name == "embed.weight" else 0.02)
             if cfg.scaled_init and name.endswith(("o_proj.weight", "down_proj.weight")):
                 p.data.mul_(1 / math.sqrt(2 * cfg.num_layers))
+    if cfg.init == "binding_circuit":
+        from .circuit_init import install_binding_circuit
+
+        install_binding_circuit(model, torch.Generator().manual_seed(cfg.seed))
     return model
 
 
@@ -304,9 +314,10 @@ def train(cfg: TrainConfig, make_example, tokenizer, progress: bool = True) -> P
         state = torch.load(state_path, weights_only=False, map_location="cpu")
         saved = state["config"]
         for key in FIXED_FIELDS:
-            if saved[key] != getattr(cfg, key):
+            was = saved.get(key, getattr(TrainConfig, key))  # a state older than the field: its default
+            if was != getattr(cfg, key):
                 raise ValueError(f"--{key.replace('_', '-')} is {getattr(cfg, key)!r} but the run in {out} was "
-                                 f"started with {saved[key]!r}; use another --out or the same setting.")
+                                 f"started with {was!r}; use another --out or the same setting.")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]

@@ -67,16 +67,22 @@ def test_shipped_reference_recipe_is_valid_and_ends_at_the_shipped_step():
     shipped = Path(__file__).resolve().parents[1] / "training" / "reference"
     last_logged = json.loads((shipped / "loss_log.jsonl").read_text().splitlines()[-1])["step"]
     assert recipe.steps == last_logged == json.loads((shipped / "train_config.json").read_text())["steps"]
+    with pytest.raises(ValueError, match="no shipped recipe"):
+        load_recipe("no-such-recipe")
+
+
+def test_previous_reference_recipe_keeps_session_11s_one_cosine():
     # session 11 was one cosine (5e-4 from step 21,629 to 1e-5 at 26,200), stopped three times to add rows
     from distill.train import TrainConfig, lr_at
+
+    configs = load_recipe("reference_v1").configs(out="runs/reference_v1")
+    assert configs[-1].steps == 31000
     one_cosine = TrainConfig(steps=26200, lr=5e-4, warmup=0, decay_start=21629, min_lr_ratio=0.02)
     starts = [0] + [c.steps for c in configs]
     session11 = [(start, c) for start, c in zip(starts, configs) if c.decay_start == 21629 and start >= 22128]
     assert len(session11) == 4
     for start, c in session11:
         assert [lr_at(c, s) for s in range(start, c.steps)] == [lr_at(one_cosine, s) for s in range(start, c.steps)]
-    with pytest.raises(ValueError, match="no shipped recipe"):
-        load_recipe("no-such-recipe")
 
 
 def test_recipe_run_equals_its_command_chain_and_resumes_between_phases(tmp_path):

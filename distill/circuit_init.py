@@ -95,7 +95,7 @@ def install_binding_circuit(model, generator: torch.Generator | None = None, *, 
     slow = _slow_pairs(d)
     half = d // 2
 
-    # Embeddings: identity in tok, a constant in bias, nothing in prev; the mask token has no identity.
+    # Embeddings: identity in tok, a constant in bias, nothing in prev.
     emb = model.embed.weight
     emb.zero_()
     # Every row has the same norm, so RMSNorm scales ``bias`` alike at every position (a zero mask row would double

@@ -37,6 +37,12 @@ row is as short as the probe's:
 * ``copy_short`` / ``bind_short`` (session 13): ``copy_bare`` with 1–2 names and ``bind`` with 2–3, for runs from
   scratch: the shortest rows in which a name must be copied or bound (they did not leave the marginal-names plateau
   within 1,750 steps either; docs/reference_model.md, session 13);
+* ``latin_fill`` / ``sudoku_fill`` (session 16): a real train item of the puzzle (one-shot prompt, the train
+  split's answer) whose answer cells are all given (:attr:`~distill.data.Example.unmasked`) except 1–6, so every
+  loss slot is an exclusion step: the symbol its row or column (and, for Sudoku, its box) lacks. At step 10,818 the
+  model filled a Latin square's single missing cell with the right symbol 70 % of the time and a missing row 46 %
+  (``/tmp``-free version: docs/reference_model.md, session 16), though it never wrote a symbol outside the item's
+  four; the plain objective spends most of a puzzle row's loss on cells that any symbol could fill;
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -180,6 +186,40 @@ def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people:
     return replace(ex, unmasked=tuple(first for first, _ in name_positions(ex.answer_ids, openers)))
 
 
+#: The puzzles whose ``<name>_fill`` rows :func:`puzzle_fill_example` makes, by benchmark task.
+PUZZLE_FILL_TASKS = {"latin_fill": "puzzle/latin_square_n4", "sudoku_fill": "puzzle/sudoku_n4_12"}
+
+
+def puzzle_cell_slots(tokenizer, answer_ids) -> list[int]:
+    """The answer slots of a puzzle answer that hold a cell: content tokens (before the first end-of-text) other
+    than the ``,`` and line-break separators."""
+    separators = {tokenizer.convert_tokens_to_ids(t) for t in (",", "\u010a")}
+    slots = []
+    for i, tok in enumerate(answer_ids):
+        if tok == tokenizer.eos_token_id:
+            break
+        if tok not in separators:
+            slots.append(i)
+    return slots
+
+
+def puzzle_fill_example(tokenizer, rng: random.Random, aux_name: str, min_open: int = 1,
+                        max_open: int = 6) -> Example:
+    """A train item of the puzzle :data:`PUZZLE_FILL_TASKS` maps ``aux_name`` to, encoded as the benchmark row,
+    with every answer slot given except ``min_open``–``max_open`` random cells (task ``"aux/<aux_name>"``)."""
+    from bench.tasks.registry import get_task
+    from bench.tasks.splits import iter_train_items
+
+    from .data import encode_example
+
+    task = PUZZLE_FILL_TASKS[aux_name]
+    item = next(iter_train_items([task], seed=rng.getrandbits(32)))
+    ex = encode_example(tokenizer, f"aux/{aux_name}", item.messages, item.target_text, get_task(task).max_tokens)
+    cells = puzzle_cell_slots(tokenizer, ex.answer_ids)
+    open_cells = set(rng.sample(cells, min(len(cells), rng.randint(min_open, max_open))))
+    return replace(ex, unmasked=tuple(i for i in range(len(ex.answer_ids)) if i not in open_cells))
+
+
 @dataclass(frozen=True)
 class TextAuxTask:
     """An aux task whose rows are plain text: ``item(rng)`` draws ``(prompt_text, answer_text)``, ``encode`` turns
@@ -211,6 +251,8 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "bind": bind_example,
     "bind_short": lambda tokenizer, rng: bind_example(tokenizer, rng, 2, 3, task="aux/bind_short"),
     "lookup": lookup_example,
+    "latin_fill": lambda tokenizer, rng: puzzle_fill_example(tokenizer, rng, "latin_fill"),
+    "sudoku_fill": lambda tokenizer, rng: puzzle_fill_example(tokenizer, rng, "sudoku_fill"),
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }
 

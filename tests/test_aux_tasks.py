@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from bench.tasks.registry import get_task
 from distill import aux_tasks, lookup, reference
 
 
@@ -117,9 +118,40 @@ def test_every_aux_task_encodes_without_unknowns_on_its_canvas(ref_tok, name):
     ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(1))
     assert ex.task.startswith("aux/") and ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
     answer = [i for i in ex.answer_ids if i != ref_tok.eos_token_id]
-    assert len(ex.answer_ids) in (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH) and len(answer) < len(ex.answer_ids)
+    puzzle_canvas = {get_task(t).max_tokens for t in aux_tasks.PUZZLE_FILL_TASKS.values()}
+    canvases = (aux_tasks.COPY_GEN_LENGTH, lookup.GEN_LENGTH, *puzzle_canvas)
+    assert len(ex.answer_ids) in canvases and len(answer) < len(ex.answer_ids)
     if name in ("copy_bare", "copy_framed", "copy_short"):  # the answer is the prompt's list, token for token
         assert tuple(answer) == tuple(ex.prompt_ids[ex.prompt_ids.index(answer[0]):][:len(answer)])
+
+
+@pytest.mark.parametrize("name", sorted(aux_tasks.PUZZLE_FILL_TASKS))
+def test_puzzle_fill_rows_leave_one_to_six_cells_open_and_give_everything_else(ref_tok, name):
+    from bench.scorers import latin_square_score
+
+    separators = {ref_tok.convert_tokens_to_ids(t) for t in (",", "\u010a")}
+    opened = set()
+    for seed in range(30):
+        ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(seed))
+        assert ex.task == f"aux/{name}"
+        open_slots = sorted(set(range(len(ex.answer_ids))) - set(ex.unmasked))
+        opened.add(len(open_slots))
+        cells = aux_tasks.puzzle_cell_slots(ref_tok, ex.answer_ids)
+        assert len(cells) == 16 and set(open_slots) <= set(cells)
+        assert all(ex.answer_ids[i] not in separators | {ref_tok.eos_token_id} for i in open_slots)
+        # the answer is a train-split solution, in the benchmark's own one-shot chat format
+        text = ref_tok.decode(ex.answer_ids, skip_special_tokens=True)
+        prompt = ref_tok.decode(ex.prompt_ids, skip_special_tokens=True)
+        if name == "latin_fill":
+            symbols = prompt.rsplit("symbols [", 1)[1].split("]", 1)[0].split(", ")
+            assert latin_square_score(text, {"symbols": symbols}) == 1.0
+        else:
+            grid = [[int(d) for d in row] for row in text.split("\n")]
+            givens = prompt.rsplit("Input:\n", 1)[1].split("\nOutput:", 1)[0].split("\n")
+            boxes = [[grid[r][c] for r in rs for c in cs] for rs in ((0, 1), (2, 3)) for cs in ((0, 1), (2, 3))]
+            assert all(sorted(unit) == [1, 2, 3, 4] for unit in (*grid, *zip(*grid), *boxes))
+            assert all(g in ("0", str(v)) for line, row in zip(givens, grid) for g, v in zip(line, row))
+    assert opened == set(range(1, 7))
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -19,6 +19,16 @@ run by :func:`distill.train.train`, which resumes from the run folder's state; s
 (``lr``, ``min_lr_ratio``, ``decay_start``, ``warmup``) are read against absolute steps, exactly as the same flags
 given to a resumed ``dllm train --steps UNTIL``. The run-environment fields (``out``, ``device``, ``threads``,
 ``save_every``, ``log_every``) come from the command line, never from a recipe.
+
+A recipe that continues another one names it and lists only its new phases::
+
+    extends: reference       # a shipped recipe's short name, or a path relative to this file
+    phases:
+      - until: 11000
+        task_weights: puzzle/*=4,waiting_line/*=2
+
+It is the parent's base with the parent's phases and then these, so a copy of the parent's finished run folder
+resumes it at the parent's last step. It may not set ``base`` (that would change the parent's phases).
 """
 from __future__ import annotations
 
@@ -93,10 +103,10 @@ class TrainRecipe:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainRecipe":
         if not isinstance(data, Mapping):
             raise ValueError(f"a recipe is a mapping with 'base' and 'phases', got {type(data).__name__}")
-        unknown = sorted(set(data) - {"base", "phases", "description"})
+        unknown = sorted(set(data) - {"base", "phases", "description", "extends"})
         if unknown:
             raise ValueError(f"recipe has unknown top-level keys {unknown}; expected 'base', 'phases' "
-                             f"(and an optional 'description')")
+                             f"(and an optional 'description' and 'extends')")
         phases = data.get("phases") or ()
         if not isinstance(phases, (list, tuple)) or not all(isinstance(p, Mapping) for p in phases):
             raise ValueError("recipe 'phases' must be a list of mappings, each with an 'until' step")
@@ -112,8 +122,14 @@ def _check_fields(values: Mapping[str, Any], where: str) -> None:
             raise ValueError(f"recipe {where}.{key}: unknown training field; known: {', '.join(_RECIPE_FIELDS)}")
 
 
-def load_recipe(name_or_path: str | Path) -> TrainRecipe:
-    """A recipe from a YAML file, or a shipped one by short name (``reference`` → ``distill/recipes/reference.yaml``)."""
+def load_recipe(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> TrainRecipe:
+    """A recipe from a YAML file, or a shipped one by short name (``reference`` → ``distill/recipes/reference.yaml``),
+    with its ``extends`` chain resolved (see the module docstring).
+
+    Raises:
+        ValueError: no such file or shipped name, invalid YAML or fields, an ``extends`` cycle, or an extending
+            recipe that sets ``base``; the message names the file.
+    """
     import yaml
 
     path = Path(name_or_path)
@@ -129,6 +145,23 @@ def load_recipe(name_or_path: str | Path) -> TrainRecipe:
     except yaml.YAMLError as e:
         raise ValueError(f"--recipe {path}: not valid YAML ({e})") from None
     try:
+        if isinstance(data, Mapping) and "extends" in data:
+            return _extend(path, data, _seen)
         return TrainRecipe.from_dict(data)
     except ValueError as e:
         raise ValueError(f"--recipe {path}: {e}") from None
+
+
+def _extend(path: Path, data: Mapping[str, Any], seen: tuple[Path, ...]) -> TrainRecipe:
+    """The recipe ``data`` (read from ``path``) with its ``extends`` parent's base and phases before its own."""
+    if "base" in data:
+        raise ValueError("a recipe with 'extends' cannot set 'base' (it would change the parent's phases); "
+                         "put the changed fields in its new phases")
+    here = path.resolve()
+    if here in seen:
+        raise ValueError(f"'extends' cycle: {' -> '.join(str(p) for p in (*seen, here))}")
+    parent_name = str(data["extends"])
+    relative = path.parent / parent_name
+    parent = load_recipe(relative if relative.is_file() else parent_name, (*seen, here))
+    own = TrainRecipe.from_dict({k: v for k, v in data.items() if k != "extends"} | {"base": parent.base})
+    return TrainRecipe(base=parent.base, phases=parent.phases + own.phases)

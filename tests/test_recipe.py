@@ -115,3 +115,29 @@ def test_recipe_refuses_training_flags_it_would_override(tmp_path):
     with pytest.raises(ValueError, match="--lr, --aux-tasks"):
         reference.main(["--recipe", str(path), "--out", str(tmp_path / "r"), "--lr", "3e-4",
                         "--aux-tasks", "copy_bare=1.0"])
+
+
+def test_extends_appends_phases_to_the_parent_and_keeps_its_base(tmp_path):
+    parent = _write(tmp_path, TWO_PHASES, "parent.yaml")
+    child = _write(tmp_path, {"extends": "parent.yaml", "phases": [{"until": 6, "aux_tasks": ""}]}, "child.yaml")
+    recipe = load_recipe(child)
+    assert recipe.base == load_recipe(parent).base
+    assert recipe.phases == (*TWO_PHASES["phases"], {"until": 6, "aux_tasks": ""})
+    assert [c.steps for c in recipe.configs(out="runs/x")] == [2, 4, 6]
+    grandchild = _write(tmp_path, {"extends": str(child), "phases": [{"until": 8}]}, "grandchild.yaml")
+    assert [p["until"] for p in load_recipe(grandchild).phases] == [2, 4, 6, 8]
+    shipped = _write(tmp_path, {"extends": "reference", "phases": [{"until": 10**6}]}, "shipped.yaml")
+    assert load_recipe(shipped).phases[:-1] == load_recipe("reference").phases
+
+
+@pytest.mark.parametrize("child, words", [
+    ({"extends": "parent.yaml", "base": {"lr": 1e-4}, "phases": [{"until": 6}]}, "cannot set 'base'"),
+    ({"extends": "parent.yaml", "phases": [{"until": 3}]}, "phases[2].until must be an integer step above"),
+    ({"extends": "missing.yaml", "phases": [{"until": 6}]}, "no such file"),
+    ({"extends": "child.yaml", "phases": [{"until": 6}]}, "'extends' cycle"),
+])
+def test_bad_extends_names_what_is_wrong(tmp_path, child, words):
+    _write(tmp_path, TWO_PHASES, "parent.yaml")
+    path = _write(tmp_path, child, "child.yaml")
+    with pytest.raises(ValueError, match=__import__("re").escape(words)):
+        load_recipe(path)

@@ -46,6 +46,9 @@ row is as short as the probe's:
 * ``latin_row_fill`` (session 16): ``latin_fill`` rows whose open cells are a whole row plus 0–2 others. All 41
   Latin squares the step-14,000 model got wrong on the test split had valid rows and a repeated symbol in a
   column; a cell of a wholly open row can only be read off its column;
+* ``sort_prefix`` (session 17): ``sort_bare`` rows of 3–6 full names, 2 or more of whose first names share their
+  initial. All 6 sort errors of the step-14,000 model on the test split swapped two such names (Stephen before
+  Sean, Carol before Carl);
 * ``lookup``: :mod:`distill.lookup` with its instructions (last names found by first name);
 * ``lookup_bare``: the same lookup with only the two lists in the prompt.
 
@@ -166,6 +169,37 @@ def sort_first_item(rng: random.Random) -> tuple[str, str]:
     return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(firsts)}\n", list_to_str(sorted(firsts))
 
 
+@lru_cache(maxsize=None)
+def _first_names_by_initial() -> dict[str, tuple[str, ...]]:
+    """First names grouped by their first letter, groups of two or more only (``{"S": ("Sarah", ...), ...}``)."""
+    from bench.tasks.generators import load_names
+
+    groups: dict[str, list[str]] = {}
+    for first in load_names()[0]:
+        groups.setdefault(first[0], []).append(first)
+    return {k: tuple(v) for k, v in sorted(groups.items()) if len(v) >= 2}
+
+
+def sort_prefix_item(rng: random.Random) -> tuple[str, str]:
+    """``(prompt_text, answer_text)``: the sort task's line and 3–6 full names, 2 or more of whose first names share
+    their first letter (Sean / Stephen, Carl / Carol), in random order; the answer is ``sorted``.
+
+    Every sort error of the step-14,000 model on the test split ordered two such names (session 17); in the
+    benchmark's random lists a same-initial pair decides the order in only a few rows of each batch."""
+    from bench.tasks.generators import list_to_str, load_names
+
+    groups = _first_names_by_initial()
+    initial = rng.choice(sorted(groups))
+    n = rng.randint(3, 6)
+    shared = rng.sample(groups[initial], rng.randint(2, min(n, len(groups[initial]))))
+    firsts_all, lasts_all = (sorted(set(names)) for names in load_names())  # the released lists repeat a few
+    firsts = shared + rng.sample([f for f in firsts_all if f not in shared], n - len(shared))
+    lasts = rng.sample(lasts_all, n)
+    people = [f"{a} {b}" for a, b in zip(firsts, lasts)]
+    rng.shuffle(people)
+    return f"{_instruction_line('waiting_line/sort')}\n{list_to_str(people)}\n", list_to_str(sorted(people))
+
+
 def bind_item(rng: random.Random, min_people: int = 3, max_people: int = 6) -> tuple[str, str]:
     """``(prompt_text, answer_text)``: the shuffle task's instruction line and ``min_people``–``max_people`` names,
     and a random order of them."""
@@ -259,6 +293,7 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "replace_short": TextAuxTask("replace_short", lambda rng: edit_bare_item("replace", rng, 1, 2), COPY_GEN_LENGTH),
     "sort_bare": TextAuxTask("sort_bare", sort_bare_item, COPY_GEN_LENGTH),
     "sort_first": TextAuxTask("sort_first", sort_first_item, COPY_GEN_LENGTH),
+    "sort_prefix": TextAuxTask("sort_prefix", sort_prefix_item, COPY_GEN_LENGTH),
     "copy_short": TextAuxTask("copy_short", lambda rng: copy_bare_item(rng, 1, 2), COPY_GEN_LENGTH),
     "bind": bind_example,
     "bind_short": lambda tokenizer, rng: bind_example(tokenizer, rng, 2, 3, task="aux/bind_short"),

@@ -193,3 +193,23 @@ def test_latin_row_fill_opens_one_whole_row(ref_tok):
         open_slots = set(range(len(ex.answer_ids))) - set(ex.unmasked)
         rows_open = [r for r in range(4) if set(cells[4 * r:4 * r + 4]) <= open_slots]
         assert rows_open and len(open_slots) - 4 <= 2
+
+
+def test_sort_prefix_rows_put_first_names_sharing_an_initial_side_by_side(ref_tok):
+    lengths, initials = set(), set()
+    for seed in range(60):
+        prompt, answer = aux_tasks.sort_prefix_item(random.Random(seed))
+        line, listed, end = prompt.split("\n")
+        people, target = json.loads(listed), json.loads(answer)
+        assert end == "" and line == aux_tasks._instruction_line("waiting_line/sort")
+        assert target == sorted(people) and 3 <= len(people) <= 6
+        firsts = [p.split(" ", 1)[0] for p in people]
+        lasts = [p.split(" ", 1)[1] for p in people]
+        assert len(set(firsts)) == len(firsts) and len(set(lasts)) == len(lasts)
+        shared = [c for c in {f[0] for f in firsts} if sum(f[0] == c for f in firsts) >= 2]
+        assert shared, people
+        initials.update(shared)
+        lengths.add(len(people))
+        ex = aux_tasks.AUX_TASKS["sort_prefix"](ref_tok, random.Random(seed))
+        assert ref_tok.unk_token_id not in ex.prompt_ids + ex.answer_ids
+    assert lengths == {3, 4, 5, 6} and len(initials) >= 5

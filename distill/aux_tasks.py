@@ -45,7 +45,9 @@ row is as short as the probe's:
   objective spends most of a Latin row's loss on cells that any of the four symbols could fill;
 * ``latin_row_fill`` (session 16): ``latin_fill`` rows whose open cells are a whole row plus 0–2 others. All 41
   Latin squares the step-14,000 model got wrong on the test split had valid rows and a repeated symbol in a
-  column; a cell of a wholly open row can only be read off its column;
+  column; a cell of a wholly open row can only be read off its column; ``latin_col_fill`` (session 17) opens a
+  whole column instead (row exclusion: five of the step-16,300 model's nine Latin misses repeat a symbol in a row);
+  not yet in the shipped recipe;
 * ``sort_prefix`` (session 17): ``sort_bare`` rows of 3–6 full names, 2 or more of whose first names share their
   initial. All 6 sort errors of the step-14,000 model on the test split swapped two such names (Stephen before
   Sean, Carol before Carl);
@@ -225,7 +227,7 @@ def bind_example(tokenizer, rng: random.Random, min_people: int = 3, max_people:
 
 #: The puzzles whose ``<name>_fill`` rows :func:`puzzle_fill_example` makes, by benchmark task.
 PUZZLE_FILL_TASKS = {"latin_fill": "puzzle/latin_square_n4", "sudoku_fill": "puzzle/sudoku_n4_12",
-                     "latin_row_fill": "puzzle/latin_square_n4"}
+                     "latin_row_fill": "puzzle/latin_square_n4", "latin_col_fill": "puzzle/latin_square_n4"}
 
 
 def puzzle_cell_slots(tokenizer, answer_ids) -> list[int]:
@@ -242,12 +244,15 @@ def puzzle_cell_slots(tokenizer, answer_ids) -> list[int]:
 
 
 def puzzle_fill_example(tokenizer, rng: random.Random, aux_name: str, min_open: int = 1,
-                        max_open: int = 6, whole_row: bool = False) -> Example:
+                        max_open: int = 6, whole_row: bool = False, whole_column: bool = False) -> Example:
     """A train item of the puzzle :data:`PUZZLE_FILL_TASKS` maps ``aux_name`` to, encoded as the benchmark row,
     with every answer slot given except ``min_open``–``max_open`` random cells (task ``"aux/<aux_name>"``).
 
     ``whole_row``: the open cells are one whole row of the 4×4 grid plus ``min_open``–``max_open`` random others,
-    so each cell of that row is fixed by its column alone (the column exclusion the step-14,000 model lacked)."""
+    so each cell of that row is fixed by its column alone (the column exclusion the step-14,000 model lacked);
+    ``whole_column`` the same with one whole column (each of its cells fixed by its row alone)."""
+    if whole_row and whole_column:
+        raise ValueError("puzzle_fill_example: whole_row and whole_column are exclusive; pick one.")
     from bench.tasks.registry import get_task
     from bench.tasks.splits import iter_train_items
 
@@ -257,10 +262,12 @@ def puzzle_fill_example(tokenizer, rng: random.Random, aux_name: str, min_open: 
     item = next(iter_train_items([task], seed=rng.getrandbits(32)))
     ex = encode_example(tokenizer, f"aux/{aux_name}", item.messages, item.target_text, get_task(task).max_tokens)
     cells = puzzle_cell_slots(tokenizer, ex.answer_ids)
-    if whole_row:
-        row = rng.randrange(4)
-        others = [c for i, c in enumerate(cells) if i // 4 != row]
-        open_cells = set(cells[4 * row:4 * row + 4]) | set(rng.sample(others, rng.randint(min_open, max_open)))
+    if whole_row or whole_column:
+        line = rng.randrange(4)  # the grid is row-major: cell i is at row i // 4, column i % 4
+        in_line = (lambda i: i // 4 == line) if whole_row else (lambda i: i % 4 == line)
+        others = [c for i, c in enumerate(cells) if not in_line(i)]
+        open_cells = ({c for i, c in enumerate(cells) if in_line(i)}
+                      | set(rng.sample(others, rng.randint(min_open, max_open))))
     else:
         open_cells = set(rng.sample(cells, min(len(cells), rng.randint(min_open, max_open))))
     return replace(ex, unmasked=tuple(i for i in range(len(ex.answer_ids)) if i not in open_cells))
@@ -302,6 +309,8 @@ AUX_TASKS: dict[str, Callable[..., Example]] = {
     "sudoku_fill": lambda tokenizer, rng: puzzle_fill_example(tokenizer, rng, "sudoku_fill"),
     "latin_row_fill": lambda tokenizer, rng: puzzle_fill_example(tokenizer, rng, "latin_row_fill", 0, 2,
                                                                  whole_row=True),
+    "latin_col_fill": lambda tokenizer, rng: puzzle_fill_example(tokenizer, rng, "latin_col_fill", 0, 2,
+                                                                 whole_column=True),
     "lookup_bare": TextAuxTask("lookup_bare", lambda rng: lookup_item(rng, bare=True), LOOKUP_GEN_LENGTH),
 }
 

@@ -151,7 +151,7 @@ def test_puzzle_fill_rows_leave_a_few_cells_open_and_give_everything_else(ref_to
             boxes = [[grid[r][c] for r in rs for c in cs] for rs in ((0, 1), (2, 3)) for cs in ((0, 1), (2, 3))]
             assert all(sorted(unit) == [1, 2, 3, 4] for unit in (*grid, *zip(*grid), *boxes))
             assert all(g in ("0", str(v)) for line, row in zip(givens, grid) for g, v in zip(line, row))
-    assert opened == ({4, 5, 6} if name == "latin_row_fill" else set(range(1, 7)))
+    assert opened == ({4, 5, 6} if name in ("latin_row_fill", "latin_col_fill") else set(range(1, 7)))
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -186,13 +186,30 @@ def test_aux_rows_replace_some_rows_and_keep_the_others(ref_tok):
     assert [again(random.Random(i)) for i in range(40)] == [m for _, m in pairs]  # a pure function of the seed
 
 
-def test_latin_row_fill_opens_one_whole_row(ref_tok):
+@pytest.mark.parametrize("name, line_of", [("latin_row_fill", lambda i: i // 4), ("latin_col_fill", lambda i: i % 4)])
+def test_latin_line_fill_opens_one_whole_row_or_column(ref_tok, name, line_of):
     for seed in range(20):
-        ex = aux_tasks.AUX_TASKS["latin_row_fill"](ref_tok, random.Random(seed))
+        ex = aux_tasks.AUX_TASKS[name](ref_tok, random.Random(seed))
         cells = aux_tasks.puzzle_cell_slots(ref_tok, ex.answer_ids)
         open_slots = set(range(len(ex.answer_ids))) - set(ex.unmasked)
-        rows_open = [r for r in range(4) if set(cells[4 * r:4 * r + 4]) <= open_slots]
-        assert rows_open and len(open_slots) - 4 <= 2
+        lines_open = [k for k in range(4) if {c for i, c in enumerate(cells) if line_of(i) == k} <= open_slots]
+        assert lines_open and len(open_slots) - 4 <= 2
+
+
+def test_latin_row_fill_draws_are_unchanged_by_the_column_option(ref_tok):
+    # the shipped recipe's latin_row_fill rows must replay bit for bit
+    for seed in range(5):
+        ex = aux_tasks.AUX_TASKS["latin_row_fill"](ref_tok, random.Random(seed))
+        legacy_rng = random.Random(seed)
+        item_seed = legacy_rng.getrandbits(32)
+        row = legacy_rng.randrange(4)
+        cells = aux_tasks.puzzle_cell_slots(ref_tok, ex.answer_ids)
+        assert set(cells[4 * row:4 * row + 4]) <= set(range(len(ex.answer_ids))) - set(ex.unmasked), item_seed
+
+
+def test_puzzle_fill_refuses_row_and_column_together(ref_tok):
+    with pytest.raises(ValueError, match="whole_row and whole_column"):
+        aux_tasks.puzzle_fill_example(ref_tok, random.Random(0), "latin_fill", whole_row=True, whole_column=True)
 
 
 def test_sort_prefix_rows_put_first_names_sharing_an_initial_side_by_side(ref_tok):

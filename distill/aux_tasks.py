@@ -172,6 +172,16 @@ def sort_first_item(rng: random.Random) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=None)
+def _distinct_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (first, last) names of the benchmark, each sorted and without repeats (the released last names repeat
+    two)."""
+    from bench.tasks.generators import load_names
+
+    firsts, lasts = load_names()
+    return tuple(sorted(set(firsts))), tuple(sorted(set(lasts)))
+
+
+@lru_cache(maxsize=None)
 def _first_names_by_initial() -> dict[str, tuple[str, ...]]:
     """First names grouped by their first letter, groups of two or more only (``{"S": ("Sarah", ...), ...}``)."""
     from bench.tasks.generators import load_names
@@ -188,13 +198,13 @@ def sort_prefix_item(rng: random.Random) -> tuple[str, str]:
 
     Every sort error of the step-14,000 model on the test split ordered two such names (session 17); in the
     benchmark's random lists a same-initial pair decides the order in only a few rows of each batch."""
-    from bench.tasks.generators import list_to_str, load_names
+    from bench.tasks.generators import list_to_str
 
     groups = _first_names_by_initial()
     initial = rng.choice(sorted(groups))
     n = rng.randint(3, 6)
     shared = rng.sample(groups[initial], rng.randint(2, min(n, len(groups[initial]))))
-    firsts_all, lasts_all = (sorted(set(names)) for names in load_names())  # the released lists repeat a few
+    firsts_all, lasts_all = _distinct_names()
     firsts = shared + rng.sample([f for f in firsts_all if f not in shared], n - len(shared))
     lasts = rng.sample(lasts_all, n)
     people = [f"{a} {b}" for a, b in zip(firsts, lasts)]

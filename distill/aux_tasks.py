@@ -47,7 +47,7 @@ row is as short as the probe's:
   Latin squares the step-14,000 model got wrong on the test split had valid rows and a repeated symbol in a
   column; a cell of a wholly open row can only be read off its column; ``latin_col_fill`` (session 17) opens a
   whole column instead (row exclusion: five of the step-16,300 model's nine Latin misses repeat a symbol in a row);
-  not yet in the shipped recipe;
+  in the shipped recipe since session 18;
 * ``sort_prefix`` (session 17): ``sort_bare`` rows of 3–6 full names, 2 or more of whose first names share their
   initial. All 6 sort errors of the step-14,000 model on the test split swapped two such names (Stephen before
   Sean, Carol before Carl);

@@ -29,6 +29,10 @@ A recipe that continues another one names it and lists only its new phases::
 
 It is the parent's base with the parent's phases and then these, so a copy of the parent's finished run folder
 resumes it at the parent's last step. It may not set ``base`` (that would change the parent's phases).
+
+A probe that branches off an earlier point of a recipe that has since grown adds ``from_step: STEP``: only the
+parent's phases up to STEP are kept (STEP must be where one of them ends), so the probe still reads as written
+after later phases are appended to the parent.
 """
 from __future__ import annotations
 
@@ -103,10 +107,13 @@ class TrainRecipe:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainRecipe":
         if not isinstance(data, Mapping):
             raise ValueError(f"a recipe is a mapping with 'base' and 'phases', got {type(data).__name__}")
-        unknown = sorted(set(data) - {"base", "phases", "description", "extends"})
+        unknown = sorted(set(data) - {"base", "phases", "description", "extends", "from_step"})
         if unknown:
             raise ValueError(f"recipe has unknown top-level keys {unknown}; expected 'base', 'phases' "
-                             f"(and an optional 'description' and 'extends')")
+                             f"(and an optional 'description', 'extends' and 'from_step')")
+        if "from_step" in data and "extends" not in data:
+            raise ValueError("'from_step' keeps the phases of an 'extends' parent up to that step; this recipe "
+                             "has no 'extends'")
         phases = data.get("phases") or ()
         if not isinstance(phases, (list, tuple)) or not all(isinstance(p, Mapping) for p in phases):
             raise ValueError("recipe 'phases' must be a list of mappings, each with an 'until' step")
@@ -163,5 +170,14 @@ def _extend(path: Path, data: Mapping[str, Any], seen: tuple[Path, ...]) -> Trai
     parent_name = str(data["extends"])
     relative = path.parent / parent_name
     parent = load_recipe(relative if relative.is_file() else parent_name, (*seen, here))
-    own = TrainRecipe.from_dict({k: v for k, v in data.items() if k != "extends"} | {"base": parent.base})
-    return TrainRecipe(base=parent.base, phases=parent.phases + own.phases)
+    parent_phases = parent.phases
+    if "from_step" in data:
+        from_step = data["from_step"]
+        ends = [p["until"] for p in parent.phases]
+        if from_step not in ends:
+            raise ValueError(f"from_step {from_step!r} is not where a phase of {parent_name!r} ends "
+                             f"(phase ends: {ends})")
+        parent_phases = parent.phases[:ends.index(from_step) + 1]
+    own = TrainRecipe.from_dict({k: v for k, v in data.items() if k not in ("extends", "from_step")}
+                                | {"base": parent.base})
+    return TrainRecipe(base=parent.base, phases=parent_phases + own.phases)

@@ -130,11 +130,22 @@ def test_extends_appends_phases_to_the_parent_and_keeps_its_base(tmp_path):
     assert load_recipe(shipped).phases[:-1] == load_recipe("reference").phases
 
 
+def test_from_step_branches_off_an_earlier_point_of_the_parent(tmp_path):
+    _write(tmp_path, TWO_PHASES, "parent.yaml")
+    probe = _write(tmp_path, {"extends": "parent.yaml", "from_step": 2, "phases": [{"until": 3, "lr": 1e-4}]},
+                   "probe.yaml")
+    recipe = load_recipe(probe)
+    assert recipe.phases == (TWO_PHASES["phases"][0], {"until": 3, "lr": 1e-4})
+    assert [c.steps for c in recipe.configs(out="runs/x")] == [2, 3]
+
+
 @pytest.mark.parametrize("child, words", [
     ({"extends": "parent.yaml", "base": {"lr": 1e-4}, "phases": [{"until": 6}]}, "cannot set 'base'"),
     ({"extends": "parent.yaml", "phases": [{"until": 3}]}, "phases[2].until must be an integer step above"),
     ({"extends": "missing.yaml", "phases": [{"until": 6}]}, "no such file"),
     ({"extends": "child.yaml", "phases": [{"until": 6}]}, "'extends' cycle"),
+    ({"extends": "parent.yaml", "from_step": 3, "phases": [{"until": 6}]}, "phase ends: [2, 4]"),
+    ({"from_step": 2, "phases": [{"until": 6}]}, "has no 'extends'"),
 ])
 def test_bad_extends_names_what_is_wrong(tmp_path, child, words):
     _write(tmp_path, TWO_PHASES, "parent.yaml")
